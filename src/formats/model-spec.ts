@@ -43,7 +43,14 @@ export interface ModelSpec {
  * (GGUF stores dims fastest-first, i.e. reversed: token_embd.weight has ne = [hidden, vocab].)
  */
 export function canonicalTensorShapes(spec: ModelSpec): Map<string, number[]> {
-  const { hiddenSize: h, intermediateSize: f, numHeads: nh, numKvHeads: nkv, headDim: hd, vocabSize: v } = spec;
+  const {
+    hiddenSize: h,
+    intermediateSize: f,
+    numHeads: nh,
+    numKvHeads: nkv,
+    headDim: hd,
+    vocabSize: v,
+  } = spec;
   const shapes = new Map<string, number[]>();
   shapes.set("token_embd.weight", [v, h]);
   for (let i = 0; i < spec.numLayers; i++) {

@@ -5,7 +5,8 @@ import { builtinVocabNames, builtinVocabPath, builtinVocabTestVectors } from "./
 
 test("built-in vocabularies are extracted from node-llama-cpp's llama.cpp bundle", () => {
   const names = builtinVocabNames();
-  for (const n of ["llama-spm", "llama-bpe", "qwen2", "gpt-2", "phi-3", "starcoder"]) assert.ok(names.includes(n), n);
+  for (const n of ["llama-spm", "llama-bpe", "qwen2", "gpt-2", "phi-3", "starcoder"])
+    assert.ok(names.includes(n), n);
   const p = builtinVocabPath("llama-spm");
   assert.ok(existsSync(p));
   const vectors = builtinVocabTestVectors("llama-spm");

@@ -18,10 +18,13 @@ export function llamaCppBundlePath(): string {
     pkgDir = dirname(require.resolve("node-llama-cpp"));
     while (!existsSync(join(pkgDir, "package.json")) && dirname(pkgDir) !== pkgDir) pkgDir = dirname(pkgDir);
   } catch (err) {
-    throw new UnavailableError("node-llama-cpp is not installed, so the built-in vocabularies are unavailable", {
-      hint: "run `npm install` in the buckle directory",
-      cause: err,
-    });
+    throw new UnavailableError(
+      "node-llama-cpp is not installed, so the built-in vocabularies are unavailable",
+      {
+        hint: "run `npm install` in the buckle directory",
+        cause: err,
+      },
+    );
   }
   const bundle = join(pkgDir, "llama", "gitRelease.bundle");
   if (!existsSync(bundle)) {
@@ -93,7 +96,8 @@ export function builtinVocabCommit(): string {
  * "models/templates/Qwen-Qwen2.5-7B-Instruct.jinja") into the cache, once, and return its path.
  */
 export function extractBundledSourceFile(relPath: string): string {
-  if (relPath.split("/").some((p) => p === ".." || p === "")) throw new InputError(`invalid bundle path "${relPath}"`);
+  if (relPath.split("/").some((p) => p === ".." || p === ""))
+    throw new InputError(`invalid bundle path "${relPath}"`);
   const { repo, commit } = bundleRepo();
   const out = cacheDir("llama.cpp-files", commit.slice(0, 12), relPath);
   if (existsSync(out)) return out;
@@ -138,7 +142,8 @@ export function builtinVocabTestVectors(name: string): { text: string; ids: numb
   // one line of space-separated ids per text.
   const texts = readText(inp).split("\n__ggml_vocab_test__\n");
   const last = texts.length - 1;
-  if (texts[last].endsWith("\n__ggml_vocab_test__")) texts[last] = texts[last].slice(0, -"\n__ggml_vocab_test__".length);
+  if (texts[last].endsWith("\n__ggml_vocab_test__"))
+    texts[last] = texts[last].slice(0, -"\n__ggml_vocab_test__".length);
   else if (texts[last] === "") texts.pop();
   const lines = readText(out).split("\n");
   if (lines[lines.length - 1] === "") lines.pop();
@@ -160,4 +165,3 @@ export function builtinVocabTestVectors(name: string): { text: string; ids: numb
 function readText(path: string): string {
   return readFileSync(path, "utf8");
 }
-

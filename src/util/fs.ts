@@ -9,7 +9,9 @@ import { randomBytes } from "node:crypto";
 export function cacheDir(...parts: string[]): string {
   const root =
     process.env.BUCKLE_CACHE_DIR ??
-    (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, "buckle") : join(homedir(), ".cache", "buckle"));
+    (process.env.XDG_CACHE_HOME
+      ? join(process.env.XDG_CACHE_HOME, "buckle")
+      : join(homedir(), ".cache", "buckle"));
   return resolve(root, ...parts);
 }
 
