@@ -16,6 +16,8 @@ export type TokenType = (typeof TokenType)[keyof typeof TokenType];
 export interface VocabData {
   /** tokenizer.ggml.model: "llama" (SentencePiece), "gpt2" (byte-level BPE), ... */
   model: string;
+  /** general.name of the file: llama.cpp switches a few tokenizer quirks on it (e.g. Phi-3's whitespace rule). */
+  name?: string;
   /** tokenizer.ggml.pre: the BPE pre-tokenizer variant ("llama-bpe", "qwen2", "gpt-2", "default", ...). */
   pre?: string;
   tokens: string[];
