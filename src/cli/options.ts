@@ -1,0 +1,15 @@
+// Flag parsers shared by the commands: numbers are checked where they are parsed, so errors name the flag.
+
+import { InvalidArgumentError } from "commander";
+
+export function intOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+  return n;
+}
+
+export function numberOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+  return n;
+}
