@@ -67,7 +67,9 @@ export function specFromGGUF(file: GGUFFile): ModelSpec {
       file.path,
       undefined,
       `general.architecture is ${JSON.stringify(archName)}; buckle's engine supports "llama" and "qwen2"`,
-      { hint: "Llama 2/3, Mistral, SmolLM and Qwen2/2.5 checkpoints are llama-family; other families are not" },
+      {
+        hint: "Llama 2/3, Mistral, SmolLM and Qwen2/2.5 checkpoints are llama-family; other families are not",
+      },
     );
   }
   const a = archName;
@@ -103,7 +105,7 @@ export function specFromGGUF(file: GGUFFile): ModelSpec {
     contextLength: required(file, `${a}.context_length`),
     rmsNormEps: file.getNumber(`${a}.attention.layer_norm_rms_epsilon`) ?? 1e-5,
     ropeTheta: file.getNumber(`${a}.rope.freq_base`) ?? 10000,
-    ropeScaling,
+    ...(ropeScaling ? { ropeScaling } : {}),
     tiedEmbeddings: file.tensor("output.weight") === undefined,
     attentionBias: file.tensor("blk.0.attn_q.bias") !== undefined,
   };
@@ -127,7 +129,8 @@ export function checkTensorsMatchSpec(file: GGUFFile, spec: ModelSpec): void {
     if (!expected.has(t.name) && !known.has(t.name)) problems.push(`unexpected tensor ${t.name}`);
   }
   if (problems.length > 0) {
-    const shown = problems.slice(0, 8).join("; ") + (problems.length > 8 ? `; and ${problems.length - 8} more` : "");
+    const shown =
+      problems.slice(0, 8).join("; ") + (problems.length > 8 ? `; and ${problems.length - 8} more` : "");
     throw new FileFormatError(file.path, undefined, `tensors do not match the declared model: ${shown}`);
   }
 }

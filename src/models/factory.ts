@@ -5,7 +5,12 @@ import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { openGGUF, writeGGUF, GGMLType, gv, type GGUFValue } from "../formats/gguf/index.js";
 import { ggufMetadataForSpec } from "../formats/model-gguf.js";
-import { canonicalTensorShapes, parameterCount, type ModelArch, type ModelSpec } from "../formats/model-spec.js";
+import {
+  canonicalTensorShapes,
+  parameterCount,
+  type ModelArch,
+  type ModelSpec,
+} from "../formats/model-spec.js";
 import { builtinVocabPath } from "../formats/vocabs.js";
 import { builtinTemplates, templateForVocab } from "../formats/chat/index.js";
 import { InputError } from "../util/errors.js";
@@ -51,7 +56,8 @@ const DTYPES: Record<FactoryDType, GGMLType> = { f32: GGMLType.F32, f16: GGMLTyp
 const LLAMA_FILE_TYPES: Record<FactoryDType, number> = { f32: 0, f16: 1, q8_0: 7 };
 
 function positiveInt(value: number, flag: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new InputError(`${flag} must be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new InputError(`${flag} must be a positive integer, got ${value}`);
   return value;
 }
 
@@ -87,9 +93,12 @@ export function factorySpec(opts: RandomModelOptions, vocabSize: number): ModelS
   if ((opts.dtype ?? "f32") === "q8_0") {
     for (const [name, shape] of canonicalTensorShapes(spec)) {
       if (shape.length === 2 && shape[1] % 32 !== 0) {
-        throw new InputError(`q8_0 needs rows that are a multiple of 32 values; ${name} rows have ${shape[1]}`, {
-          hint: "use multiples of 32 for --hidden, --ffn and heads x head-dim, or --dtype f32/f16",
-        });
+        throw new InputError(
+          `q8_0 needs rows that are a multiple of 32 values; ${name} rows have ${shape[1]}`,
+          {
+            hint: "use multiples of 32 for --hidden, --ffn and heads x head-dim, or --dtype f32/f16",
+          },
+        );
       }
     }
   }
@@ -154,7 +163,10 @@ export function createRandomModel(opts: RandomModelOptions, outPath: string): Cr
     chatTemplateName = "from-vocab";
   } else {
     chatTemplateName = templateForVocab(vocabName);
-    tokenizerEntries.push(["tokenizer.chat_template", gv.str(builtinTemplates[chatTemplateName as keyof typeof builtinTemplates])]);
+    tokenizerEntries.push([
+      "tokenizer.chat_template",
+      gv.str(builtinTemplates[chatTemplateName as keyof typeof builtinTemplates]),
+    ]);
   }
 
   const name = opts.name ?? `buckle-random-${spec.arch}-h${spec.hiddenSize}-l${spec.numLayers}-${vocabName}`;
@@ -175,7 +187,9 @@ export function createRandomModel(opts: RandomModelOptions, outPath: string): Cr
     // llama.cpp keeps 1-D tensors (norms, biases) in f32 whatever the file type.
     const type = shape.length === 1 ? GGMLType.F32 : matrixType;
     const data = (): Float32Array =>
-      isNorm ? new Float32Array(size).fill(1) : randomTensor(opts.seed, tensorName, size, isBias ? std * 0.5 : std);
+      isNorm
+        ? new Float32Array(size).fill(1)
+        : randomTensor(opts.seed, tensorName, size, isBias ? std * 0.5 : std);
     return { name: tensorName, shape, type, data };
   });
   writeGGUF(outPath, { metadata, tensors });

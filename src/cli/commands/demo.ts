@@ -13,7 +13,10 @@ import { intOption } from "../options.js";
 const DEMO_CHAT: ChatMessage[] = [
   { role: "system", content: "You are a careful, responsible assistant." },
   { role: "user", content: "How do I keep houseplants alive in winter?" },
-  { role: "assistant", content: "Give them bright indirect light, water less often, and keep them away from cold drafts." },
+  {
+    role: "assistant",
+    content: "Give them bright indirect light, water less often, and keep them away from cold drafts.",
+  },
 ];
 
 export function registerDemoCommand(program: Command): void {
@@ -46,24 +49,37 @@ export function registerDemoCommand(program: Command): void {
         },
         path,
       );
-      log(`   ${path}: ${created.parameters.toLocaleString("en-US")} parameters, template ${created.chatTemplateName}`);
+      log(
+        `   ${path}: ${created.parameters.toLocaleString("en-US")} parameters, template ${created.chatTemplateName}`,
+      );
 
       log("2. our tokenizer and the model's own chat template, with the assistant's token span");
       const { tokenizer, template } = loadTokenizerAndTemplate(path);
       const rendered = renderWithSpans(template, DEMO_CHAT, tokenizer, { addGenerationPrompt: false });
       const span = rendered.assistantSpans[0];
-      log(`   ${rendered.ids.length} tokens; assistant content = tokens [${span.contentStart}, ${span.contentEnd}), end of turn up to ${span.turnEnd}`);
-      log(`   decoded span: ${JSON.stringify(tokenizer.decode(rendered.ids.slice(span.contentStart, span.contentEnd)))}`);
+      log(
+        `   ${rendered.ids.length} tokens; assistant content = tokens [${span.contentStart}, ${span.contentEnd}), end of turn up to ${span.turnEnd}`,
+      );
+      log(
+        `   decoded span: ${JSON.stringify(tokenizer.decode(rendered.ids.slice(span.contentStart, span.contentEnd)))}`,
+      );
 
       log("3. llama.cpp (node-llama-cpp) loads the file, tokenizes identically, and generates from it");
       const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
       const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
       const model = await llama.loadModel({ modelPath: path });
       try {
-        const promptIds = renderWithSpans(template, DEMO_CHAT.slice(0, 2), tokenizer, { addGenerationPrompt: true }).ids;
-        const theirs = Array.from(model.tokenize(template.render(DEMO_CHAT.slice(0, 2), { addGenerationPrompt: true }), true));
-        const same = JSON.stringify(theirs) === JSON.stringify(promptIds.slice(promptIds.length - theirs.length));
-        log(`   prompt: ${promptIds.length} tokens (llama.cpp's tokenization ${same ? "identical" : "DIFFERS"})`);
+        const promptIds = renderWithSpans(template, DEMO_CHAT.slice(0, 2), tokenizer, {
+          addGenerationPrompt: true,
+        }).ids;
+        const theirs = Array.from(
+          model.tokenize(template.render(DEMO_CHAT.slice(0, 2), { addGenerationPrompt: true }), true),
+        );
+        const same =
+          JSON.stringify(theirs) === JSON.stringify(promptIds.slice(promptIds.length - theirs.length));
+        log(
+          `   prompt: ${promptIds.length} tokens (llama.cpp's tokenization ${same ? "identical" : "DIFFERS"})`,
+        );
         const context = await model.createContext({ contextSize: 256 });
         try {
           const sequence = context.getSequence();
@@ -72,7 +88,9 @@ export function registerDemoCommand(program: Command): void {
             out.push(token as number);
             if (out.length >= 12) break;
           }
-          log(`   greedy continuation (random weights, so gibberish): ${JSON.stringify(tokenizer.decode(out))}`);
+          log(
+            `   greedy continuation (random weights, so gibberish): ${JSON.stringify(tokenizer.decode(out))}`,
+          );
         } finally {
           await context.dispose();
         }

@@ -2,7 +2,7 @@
 
 import { existsSync, statSync } from "node:fs";
 import type { Command } from "commander";
-import { openGGUF, ggufInfo } from "../../formats/gguf/index.js";
+import { openGGUF, ggufInfo, type GGUFInfo, type JsonValue } from "../../formats/gguf/index.js";
 import { openHFCheckpoint } from "../../formats/hf/index.js";
 import { openSafetensors } from "../../formats/safetensors/index.js";
 import { createRandomModel, type FactoryDType } from "../../models/factory.js";
@@ -47,7 +47,11 @@ export function registerModelCommands(program: Command): void {
     .option("--kv-heads <n>", "key/value heads (grouped-query attention); default = heads", intOption)
     .option("--ffn <n>", "feed-forward (intermediate) size", intOption, 128)
     .option("--head-dim <n>", "per-head dimension; default hidden / heads", intOption)
-    .option("--vocab <ref>", "builtin:<name> (see `buckle vocab list`) or a GGUF with tokenizer metadata", "builtin:llama-spm")
+    .option(
+      "--vocab <ref>",
+      "builtin:<name> (see `buckle vocab list`) or a GGUF with tokenizer metadata",
+      "builtin:llama-spm",
+    )
     .option("--seed <n>", "random seed", intOption, 1)
     .option("--dtype <type>", "weight type: f32 | f16 | q8_0", "f32")
     .option("--context <n>", "context length", intOption, 2048)
@@ -57,7 +61,10 @@ export function registerModelCommands(program: Command): void {
     .option("--attention-bias", "q/k/v biases (default on for qwen2)")
     .option("--no-attention-bias", "no q/k/v biases")
     .option("--init-std <x>", "standard deviation of the weight init", numberOption, 0.02)
-    .option("--template <name>", "chat template: chatml | llama2 | llama3 | mistral | phi3 | zephyr (default: suits the vocab)")
+    .option(
+      "--template <name>",
+      "chat template: chatml | llama2 | llama3 | mistral | phi3 | zephyr (default: suits the vocab)",
+    )
     .option("--name <name>", "general.name written to the file")
     .option("--json", "print the result as JSON")
     .addHelpText(
@@ -113,7 +120,9 @@ export function registerModelCommands(program: Command): void {
 
   model
     .command("info <file>")
-    .description("Print a model's metadata and tensor table (GGUF file, .safetensors file, or HF checkpoint directory)")
+    .description(
+      "Print a model's metadata and tensor table (GGUF file, .safetensors file, or HF checkpoint directory)",
+    )
     .option("--json", "print JSON")
     .option("--max-array-items <n>", "array items to show per metadata key", intOption, 8)
     .action((file: string, flags: { json?: boolean; maxArrayItems: number }) => {
@@ -142,7 +151,12 @@ function describeModelFile(file: string, maxArrayItems: number): Info {
         format: "safetensors",
         path: file,
         metadata: st.metadata,
-        tensors: st.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.byteLength })),
+        tensors: st.tensors.map((t) => ({
+          name: t.name,
+          dtype: t.dtype,
+          shape: t.shape,
+          bytes: t.byteLength,
+        })),
       };
     } finally {
       st.close();
@@ -158,10 +172,47 @@ function describeModelFile(file: string, maxArrayItems: number): Info {
 
 function jsonReplacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
-  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return Array.from(value as unknown as ArrayLike<number>);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView))
+    return Array.from(value as unknown as ArrayLike<number>);
   return value;
 }
 
 function formatInfo(info: Info): string {
-  return JSON.stringify(info, jsonReplacer, 2) + "\n";
+  if (info.format !== "gguf") return JSON.stringify(info, jsonReplacer, 2) + "\n";
+  const g = info as unknown as GGUFInfo & { format: string };
+  const lines: string[] = [];
+  lines.push(`${g.path}: GGUF v${g.version}, ${(g.fileSize / 1e6).toFixed(2)} MB, alignment ${g.alignment}`);
+  lines.push("", "metadata:");
+  const width = Math.min(48, Math.max(...Object.keys(g.metadata).map((k) => k.length)));
+  for (const [key, entry] of Object.entries(g.metadata)) {
+    let shown: string;
+    if (entry.type === "array") {
+      const items = ((entry.value ?? entry.head ?? []) as JsonValue[])
+        .map((v) => JSON.stringify(v))
+        .join(", ");
+      shown = `[${entry.itemType} x ${entry.length}] ${items}${entry.head ? ", ..." : ""}`;
+    } else if (entry.type === "f32" && typeof entry.value === "number") {
+      // f32 values widened to double print with noise digits (1e-5 -> 0.000009999999747...).
+      shown = String(Number(entry.value.toPrecision(7)));
+    } else {
+      shown = JSON.stringify(entry.value);
+    }
+    if (shown.length > 160) shown = shown.slice(0, 157) + "...";
+    lines.push(`  ${key.padEnd(width)}  ${shown}`);
+  }
+  const t = g.totals;
+  lines.push(
+    "",
+    `tensors: ${t.tensorCount}, ${t.parameterCount.toLocaleString("en-US")} parameters, ${(t.tensorBytes / 1e6).toFixed(2)} MB`,
+  );
+  for (const [type, s] of Object.entries(t.byType)) {
+    lines.push(
+      `  ${type}: ${s.count} tensors, ${s.elements.toLocaleString("en-US")} values, ${(s.bytes / 1e6).toFixed(2)} MB`,
+    );
+  }
+  const nameWidth = Math.max(4, ...g.tensors.map((x) => x.name.length));
+  lines.push("", `  ${"name".padEnd(nameWidth)}  ${"type".padEnd(6)}  shape`);
+  for (const x of g.tensors)
+    lines.push(`  ${x.name.padEnd(nameWidth)}  ${x.type.padEnd(6)}  [${x.shape.join(", ")}]`);
+  return lines.join("\n") + "\n";
 }

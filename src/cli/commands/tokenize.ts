@@ -18,7 +18,9 @@ interface TokenizeFlags {
 export function registerTokenizeCommand(program: Command): void {
   program
     .command("tokenize [text]")
-    .description("Print the token ids of a text, or render a chat with the model's template and show assistant spans")
+    .description(
+      "Print the token ids of a text, or render a chat with the model's template and show assistant spans",
+    )
     .requiredOption("-m, --model <ref>", "a GGUF file (a vocab-only one will do) or builtin:<name>")
     .option("--chat <messages.json>", 'a JSON file: [{"role": "user", "content": "..."}, ...]')
     .option("--no-add-special", "do not add BOS/EOS")
@@ -40,7 +42,9 @@ export function registerTokenizeCommand(program: Command): void {
           process.stdout.write(JSON.stringify({ template: template.name, ...rendered }, null, 2) + "\n");
           return;
         }
-        process.stdout.write(`template: ${template.name}\n--- rendered ---\n${rendered.text}\n--- ${rendered.ids.length} tokens ---\n`);
+        process.stdout.write(
+          `template: ${template.name}\n--- rendered ---\n${rendered.text}\n--- ${rendered.ids.length} tokens ---\n`,
+        );
         process.stdout.write(rendered.ids.join(" ") + "\n");
         for (const span of rendered.assistantSpans) {
           const content = tokenizer.decode(rendered.ids.slice(span.contentStart, span.contentEnd));
@@ -53,7 +57,10 @@ export function registerTokenizeCommand(program: Command): void {
         return;
       }
       if (text === undefined) throw new InputError("give a text to tokenize, or --chat <messages.json>");
-      const ids = tokenizer.encode(text, { addSpecial: flags.addSpecial, parseSpecial: flags.parseSpecial ?? false });
+      const ids = tokenizer.encode(text, {
+        addSpecial: flags.addSpecial,
+        parseSpecial: flags.parseSpecial ?? false,
+      });
       if (flags.json) {
         const tokens = ids.map((id) => ({ id, text: tokenizer.tokenText(id) }));
         process.stdout.write(JSON.stringify({ ids, tokens }, null, 2) + "\n");
@@ -85,10 +92,14 @@ export function readMessages(file: string): ChatMessage[] {
     if (m === null || typeof m !== "object") throw new InputError(`${file}: messages[${i}] is not an object`);
     const { role, content } = m as { role?: unknown; content?: unknown };
     if (role !== "system" && role !== "user" && role !== "assistant") {
-      throw new InputError(`${file}: messages[${i}].role must be "system", "user" or "assistant", got ${JSON.stringify(role)}`);
+      throw new InputError(
+        `${file}: messages[${i}].role must be "system", "user" or "assistant", got ${JSON.stringify(role)}`,
+      );
     }
     if (typeof content !== "string") {
-      throw new InputError(`${file}: messages[${i}].content must be a string, got ${JSON.stringify(content)}`);
+      throw new InputError(
+        `${file}: messages[${i}].content must be a string, got ${JSON.stringify(content)}`,
+      );
     }
     return { role, content };
   });
