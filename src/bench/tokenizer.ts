@@ -4,7 +4,10 @@ import { loadTokenizer } from "../formats/tokenizer/index.js";
 import { loadReferenceTokenizer, randomTokenizerTexts } from "../formats/tokenizer/parity.js";
 import { builtinVocabPath } from "../formats/vocabs.js";
 
-export async function benchTokenizers(opts: { seed: number; strings: number }): Promise<Record<string, unknown>> {
+export async function benchTokenizers(opts: {
+  seed: number;
+  strings: number;
+}): Promise<Record<string, unknown>> {
   const texts = randomTokenizerTexts(opts.seed, opts.strings);
   const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
   const out: Record<string, unknown> = { strings: texts.length, bytes };
@@ -22,7 +25,8 @@ export async function benchTokenizers(opts: { seed: number; strings: number }): 
     const a = time((t) => ours.encode(t, { addSpecial: false }));
     const b = time((t) => ref.tokenize(t));
     let agree = 0;
-    for (const t of texts) if (JSON.stringify(ours.encode(t, { addSpecial: false })) === JSON.stringify(ref.tokenize(t))) agree++;
+    for (const t of texts)
+      if (JSON.stringify(ours.encode(t, { addSpecial: false })) === JSON.stringify(ref.tokenize(t))) agree++;
     out[name] = {
       oursMBps: bytes / 1e6 / (a.ms / 1000),
       llamaCppMBps: bytes / 1e6 / (b.ms / 1000),
