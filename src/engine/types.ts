@@ -40,6 +40,8 @@ export interface ModelWeights {
   outputNorm: Float32Array; // [hidden]
   /** [vocab, hidden]; the same object as tokenEmbd when embeddings are tied. */
   output: Matrix;
+  /** [headDim / 2] Llama-3 style per-frequency divisors (GGUF rope_freqs.weight), when the model has them. */
+  ropeFreqFactors?: Float32Array;
 }
 
 /** Projections LoRA can adapt, named as PEFT's target_modules do. */
