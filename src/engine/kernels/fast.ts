@@ -1,0 +1,453 @@
+// Fast kernels: WebAssembly SIMD GEMMs (emitted as bytes at run time, no build step, no dependency) on a shared
+// WebAssembly.Memory, run by the calling thread plus worker_threads (2 threads by default).
+//
+// ## Kernel design
+// Every product is one GEMM  C[M][N] (+)= A[M][K] · B[K][N]  with A read in place through (row, k) strides and B
+// packed, per thread, into NR=8-column panels of KC<=256 rows (GotoBLAS style: f16/bf16/q8_0 weights are
+// dequantized while packing, so the inner loop is always f32). The register tile is 4 rows x 8 columns
+// (8 f32x4 accumulators) with relaxed-simd FMA when V8 supports it (Node 20 needs --experimental-wasm-relaxed-simd:
+// set at run time with v8.setFlagsFromString before the module is compiled). Threads split the output columns.
+//   matmul:               M=m, N=w.rows, K=w.cols;  A=x (row stride cols), B(t,j)=W[j][t]        overwrite out
+//   matmulBackwardInput:  M=m, N=w.cols, K=w.rows;  A=dy (row stride rows), B(t,j)=W[t][j]      accumulate dx
+//   matmulBackwardWeight: M=rows, N=cols, K=m;      A(i,t)=dy[t][i] (transposed read), B=x    accumulate dw
+// (accumulate/overwrite follows the Kernels contract in ./index.ts.)
+//
+// ## Memory ownership: how the engine avoids copies
+// The kernels can only read and write the shared WebAssembly.Memory (the "kernel heap", up to 4 GiB).
+//  - Any Float32Array / Uint16Array / Uint8Array argument that is a view of the heap is used in place.
+//  - Any other argument is copied into a temporary heap block for the call (and outputs copied back). This is
+//    always correct, but for weights it costs a pass over the whole matrix on every call.
+// So the engine should:
+//  1. Place frozen weights once: `w = fastKernels.place(w)` (or build them with `allocF32/allocU16/allocU8`) and
+//     keep only the returned Matrix (the original buffer can be dropped). This matters most: a weight copy per
+//     call costs about as much as the whole product when m is small (generation).
+//  2. Allocate long-lived activations, gradients and LoRA buffers with `allocF32(n)` as well (the model's
+//     activation arena), so scoring and training never copy. Copying an activation is O(m·k) next to the
+//     O(m·n·k) product (<1% for these shapes), so arrays from elsewhere still work at nearly full speed.
+//  3. Free heap views with `free(view)` when done (views of the heap must not be used after free; the heap never
+//     moves, growing it keeps old views valid because the memory is shared).
+// Views returned by alloc* are ordinary typed arrays (their .buffer is a SharedArrayBuffer); reading and writing
+// them from TypeScript is as fast as any Float32Array.
+//
+// ## Native variant
+// ./fast-ggml.ts runs the f32 products through ggml's own kernels (node-llama-cpp's prebuilt libraries, via the
+// koffi FFI package) on this same heap, with the same rules; it is about 1.3-1.6x faster per thread for the
+// forward product. Other weight types there fall back to these kernels.
+//
+// ## Threads
+// `await fastKernels.init({ threads })` (default 2; 1 = no workers). Without init the kernels run on the calling
+// thread only. The calling thread works too, then blocks (Atomics.wait) until the workers are done, so the API
+// stays synchronous. Small products (< ~2 MFLOP) run on the calling thread alone. `await dispose()` ends workers.
+
+import v8 from "node:v8";
+import { Worker } from "node:worker_threads";
+import type { Matrix, MatrixType } from "../types.js";
+import type { Kernels } from "./index.js";
+import { CTL, gemmPart, type KernelExports } from "./wasm/driver.js";
+import { gemmModuleBytes } from "./wasm/gemm-module.js";
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB
+const KC = 256;
+const NC = 512;
+const MC = 512;
+// register tile rows: 4 x 8 columns = 8 f32x4 accumulators; 5 and 6 rows measured slower (spills in V8 11.3)
+const MR = 4;
+const SCRATCH_BYTES = KC * NC * 4 + (MC + MR) * KC * 4;
+const ALIGN = 64;
+const MIN_PARALLEL_FLOPS = 2e6;
+
+const PACK_INDEX: Record<MatrixType, number> = { f32: 0, f16: 2, bf16: 4, q8_0: 6 };
+
+export interface FastInitOptions {
+  /** Threads taking part in each product, the calling one included (default 2). */
+  threads?: number;
+  /** Use relaxed-simd FMA when available (default true). */
+  relaxed?: boolean;
+}
+
+type HeapView = Float32Array | Uint16Array | Uint8Array;
+
+function relaxedSupported(): boolean {
+  try {
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    // ignore: validation below decides
+  }
+  // (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd)
+  const probe = new Uint8Array([
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 0x60, 3, 0x7b, 0x7b, 0x7b, 1, 0x7b, 3, 2, 1, 0, 10, 13, 1, 11, 0,
+    0x20, 0, 0x20, 1, 0x20, 2, 0xfd, 0x85, 0x02, 0x0b,
+  ]);
+  return WebAssembly.validate(probe);
+}
+
+/** Row bytes of a matrix in its storage type. */
+function rowBytes(type: MatrixType, cols: number): number {
+  switch (type) {
+    case "f32":
+      return cols * 4;
+    case "f16":
+    case "bf16":
+      return cols * 2;
+    case "q8_0":
+      return (cols / 32) * 34;
+  }
+}
+
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { module, memory, ctl, rank } = workerData;
+const inst = new WebAssembly.Instance(module, { env: { memory } });
+const gemmPart = (0, eval)("(" + workerData.driver + ")");
+const i32 = new Int32Array(ctl);
+const u32 = new Uint32Array(ctl);
+let seq = 0;
+Atomics.add(i32, ${CTL.READY}, 1);
+Atomics.notify(i32, ${CTL.READY});
+for (;;) {
+  Atomics.wait(i32, ${CTL.SEQ}, seq);
+  seq = Atomics.load(i32, ${CTL.SEQ});
+  if (u32[${CTL.KIND}] === 0xffffffff) break;
+  if (rank < u32[${CTL.NTH}]) gemmPart(inst.exports, u32, rank);
+  Atomics.add(i32, ${CTL.DONE}, 1);
+  Atomics.notify(i32, ${CTL.DONE});
+}
+`;
+
+/** The WebAssembly SIMD kernel set with its heap. One per process is enough: use `fastKernels`. */
+export class FastKernels implements Kernels {
+  readonly name = "fast-wasm";
+  readonly relaxed: boolean;
+  readonly memory: WebAssembly.Memory;
+  private readonly module: WebAssembly.Module;
+  private readonly ex: KernelExports;
+  private readonly buffers = new Set<ArrayBufferLike>();
+  private readonly ctlBuf = new SharedArrayBuffer(CTL.WORDS * 4);
+  private readonly ctl32 = new Int32Array(this.ctlBuf);
+  private readonly ctlU = new Uint32Array(this.ctlBuf);
+  private workers: Worker[] = [];
+  private nthreads = 1;
+  private scratch = 0;
+  private scratchThreads = 0;
+  // allocator: free blocks sorted by address, live blocks by address -> size
+  private free_: { at: number; size: number }[] = [];
+  private readonly live = new Map<number, number>();
+  private top = PAGE; // first 64 KiB unused (null page)
+  private highWater = PAGE; // memory past this was never handed out (still zero)
+
+  constructor(opts: { relaxed?: boolean } = {}) {
+    this.relaxed = (opts.relaxed ?? true) && relaxedSupported();
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    this.buf();
+    this.module = new WebAssembly.Module(gemmModuleBytes(this.relaxed, MR, 16, MAX_PAGES));
+    const inst = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
+    this.ex = inst.exports as unknown as KernelExports;
+    this.ensureScratch(1);
+  }
+
+  get threads(): number {
+    return this.nthreads;
+  }
+
+  /** Starts threads-1 workers (default 2 threads). Safe to call again with another count. */
+  async init(opts: FastInitOptions = {}): Promise<void> {
+    const threads = Math.max(1, Math.floor(opts.threads ?? 2));
+    await this.dispose();
+    this.ensureScratch(threads);
+    Atomics.store(this.ctl32, CTL.READY, 0);
+    Atomics.store(this.ctl32, CTL.SEQ, 0);
+    const driver = gemmPart.toString();
+    for (let r = 1; r < threads; r++) {
+      const w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { module: this.module, memory: this.memory, ctl: this.ctlBuf, rank: r, driver },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+    // wait until every worker is listening
+    const deadline = Date.now() + 30000;
+    while (Atomics.load(this.ctl32, CTL.READY) < threads - 1) {
+      if (Date.now() > deadline) throw new Error("fast kernels: workers did not start");
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    this.nthreads = threads;
+  }
+
+  /** Ends the workers (the heap and its views stay valid). */
+  async dispose(): Promise<void> {
+    if (this.workers.length === 0) return;
+    this.ctlU[CTL.KIND] = 0xffffffff;
+    Atomics.add(this.ctl32, CTL.SEQ, 1);
+    Atomics.notify(this.ctl32, CTL.SEQ);
+    await Promise.all(
+      this.workers.map((w) => {
+        w.ref(); // keep the event loop alive until the worker is gone
+        return new Promise((r) => w.once("exit", r));
+      }),
+    );
+    this.workers = [];
+    this.nthreads = 1;
+  }
+
+  // ---------------------------------------------------------------- heap
+
+  private grow(bytesNeeded: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytesNeeded <= have) return;
+    const pages = Math.ceil((bytesNeeded - have) / PAGE);
+    const grow = Math.max(pages, Math.min(MAX_PAGES - have / PAGE, Math.ceil(have / PAGE / 4)));
+    if (have / PAGE + pages > MAX_PAGES) throw new RangeError("fast kernels: heap would exceed 4 GiB");
+    this.memory.grow(grow);
+    this.buf();
+  }
+
+  /**
+   * The heap's current SharedArrayBuffer, recorded as one of the heap's buffers. V8 may replace the buffer object
+   * of a shared memory at any time after a growth, so every view this class creates goes through here.
+   */
+  buf(): SharedArrayBuffer {
+    const b = this.memory.buffer as unknown as SharedArrayBuffer;
+    this.buffers.add(b);
+    return b;
+  }
+
+  /** Allocates `bytes` (64-byte aligned, zero-filled) and returns the byte address. */
+  allocBytes(bytes: number): number {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    for (let i = 0; i < this.free_.length; i++) {
+      const b = this.free_[i];
+      if (b.size >= size) {
+        const at = b.at;
+        if (b.size === size) this.free_.splice(i, 1);
+        else {
+          b.at += size;
+          b.size -= size;
+        }
+        this.live.set(at, size);
+        new Uint8Array(this.buf(), at, size).fill(0);
+        return at;
+      }
+    }
+    const at = this.top;
+    this.grow(at + size);
+    this.top = at + size;
+    this.live.set(at, size);
+    if (at < this.highWater) new Uint8Array(this.buf(), at, Math.min(size, this.highWater - at)).fill(0);
+    this.highWater = Math.max(this.highWater, this.top);
+    return at;
+  }
+
+  freeBytes(at: number): void {
+    const size = this.live.get(at);
+    if (size === undefined) throw new Error("fast kernels: free of a block not allocated");
+    this.live.delete(at);
+    // insert sorted, coalesce
+    const fl = this.free_;
+    let i = 0;
+    while (i < fl.length && fl[i].at < at) i++;
+    fl.splice(i, 0, { at, size });
+    if (i + 1 < fl.length && fl[i].at + fl[i].size === fl[i + 1].at) {
+      fl[i].size += fl[i + 1].size;
+      fl.splice(i + 1, 1);
+    }
+    if (i > 0 && fl[i - 1].at + fl[i - 1].size === fl[i].at) {
+      fl[i - 1].size += fl[i].size;
+      fl.splice(i, 1);
+      i--;
+    }
+    if (fl[i].at + fl[i].size === this.top) {
+      this.top = fl[i].at;
+      fl.splice(i, 1);
+    }
+  }
+
+  allocF32(n: number): Float32Array {
+    const at = this.allocBytes(n * 4);
+    return new Float32Array(this.buf(), at, n);
+  }
+  allocU16(n: number): Uint16Array {
+    const at = this.allocBytes(n * 2);
+    return new Uint16Array(this.buf(), at, n);
+  }
+  allocU8(n: number): Uint8Array {
+    const at = this.allocBytes(n);
+    return new Uint8Array(this.buf(), at, n);
+  }
+
+  /** Frees a view returned by alloc* (or a Matrix's data returned by place). */
+  free(view: HeapView): void {
+    if (!this.inHeap(view)) throw new Error("fast kernels: free of a view outside the heap");
+    this.freeBytes(view.byteOffset);
+  }
+
+  /** True when `view` lives in the kernel heap (used in place by the kernels). */
+  inHeap(view: ArrayBufferView): boolean {
+    return (
+      this.buffers.has(view.buffer) || (view.buffer === this.memory.buffer && this.buffers.has(this.buf()))
+    );
+  }
+
+  /** A copy of `w` whose data lives in the heap (returns `w` itself when it already does). */
+  place(w: Matrix): Matrix {
+    if (this.inHeap(w.data)) return w;
+    const bytes = w.data.byteLength;
+    const at = this.allocBytes(bytes);
+    const hb = this.buf();
+    new Uint8Array(hb, at, bytes).set(new Uint8Array(w.data.buffer, w.data.byteOffset, bytes));
+    const data =
+      w.data instanceof Float32Array
+        ? new Float32Array(hb, at, w.data.length)
+        : w.data instanceof Uint16Array
+          ? new Uint16Array(hb, at, w.data.length)
+          : new Uint8Array(hb, at, w.data.length);
+    return { type: w.type, rows: w.rows, cols: w.cols, data };
+  }
+
+  private ensureScratch(threads: number): void {
+    if (threads <= this.scratchThreads) return;
+    if (this.scratch) this.freeBytes(this.scratch);
+    this.scratch = this.allocBytes(SCRATCH_BYTES * threads);
+    this.scratchThreads = threads;
+  }
+
+  // ---------------------------------------------------------------- operands
+
+  /**
+   * Byte address of `view` in the heap, copying it into a temporary block (pushed on `temps`, to be released with
+   * freeBytes) when it lives elsewhere or is not aligned to `align` bytes.
+   */
+  stage(view: HeapView, bytes: number, temps: number[], copyIn: boolean, align = 4): number {
+    if (this.inHeap(view) && view.byteOffset % align === 0) return view.byteOffset;
+    const at = this.allocBytes(bytes);
+    temps.push(at);
+    if (copyIn)
+      new Uint8Array(this.buf(), at, bytes).set(new Uint8Array(view.buffer, view.byteOffset, bytes));
+    return at;
+  }
+
+  /** Copies a staged output back to `view` (nothing to do when `view` was used in place). */
+  unstage(view: HeapView, at: number, bytes: number): void {
+    if (this.inHeap(view) && view.byteOffset === at) return;
+    new Uint8Array(view.buffer, view.byteOffset, bytes).set(new Uint8Array(this.buf(), at, bytes));
+  }
+
+  private run(kind: number, args: number[], flops: number): void {
+    const u = this.ctlU;
+    u[CTL.KIND] = kind;
+    for (let i = 0; i < args.length; i++) u[CTL.ARGS + i] = args[i] >>> 0;
+    u[CTL.ARGS + 11] = this.scratch;
+    u[CTL.ARGS + 12] = SCRATCH_BYTES;
+    u[CTL.ARGS + 13] = KC;
+    u[CTL.ARGS + 14] = NC;
+    u[CTL.ARGS + 15] = MC;
+    u[CTL.ARGS + 16] = MR;
+    const nth = flops < MIN_PARALLEL_FLOPS ? 1 : this.nthreads;
+    u[CTL.NTH] = nth;
+    if (this.workers.length === 0 || nth === 1) {
+      gemmPart(this.ex, u, 0);
+      return;
+    }
+    Atomics.store(this.ctl32, CTL.DONE, 0);
+    Atomics.add(this.ctl32, CTL.SEQ, 1);
+    Atomics.notify(this.ctl32, CTL.SEQ);
+    gemmPart(this.ex, u, 0);
+    const need = this.workers.length;
+    for (;;) {
+      const d = Atomics.load(this.ctl32, CTL.DONE);
+      if (d >= need) break;
+      Atomics.wait(this.ctl32, CTL.DONE, d);
+    }
+  }
+
+  private checkType(w: Matrix): void {
+    if (w.type === "q8_0" && w.cols % 32 !== 0)
+      throw new RangeError("fast kernels: q8_0 needs cols % 32 == 0");
+  }
+
+  // ---------------------------------------------------------------- the Kernels contract
+
+  /** out[m, w.rows] = x[m, w.cols] · Wᵀ. Overwrites out. */
+  matmul = (out: Float32Array, x: Float32Array, w: Matrix, m: number): void => {
+    this.checkType(w);
+    const { rows, cols } = w;
+    if (m === 0 || rows === 0) return;
+    if (cols === 0) {
+      out.fill(0, 0, m * rows);
+      return;
+    }
+    const temps: number[] = [];
+    try {
+      const wb = rowBytes(w.type, cols);
+      const ap = this.stage(x, m * cols * 4, temps, true);
+      const wp = this.stage(w.data, rows * wb, temps, true);
+      const cp = this.stage(out, m * rows * 4, temps, false);
+      // a, ars, aks, src, ld, N, K, M, c, ldc, accum
+      this.run(
+        PACK_INDEX[w.type],
+        [ap, cols * 4, 4, wp, wb, rows, cols, m, cp, rows * 4, 0],
+        2 * m * rows * cols,
+      );
+      this.unstage(out, cp, m * rows * 4);
+    } finally {
+      for (const t of temps) this.freeBytes(t);
+    }
+  };
+
+  /** dx[m, w.cols] += dy[m, w.rows] · W. Accumulates into dx (the Kernels contract). */
+  matmulBackwardInput = (dx: Float32Array, dy: Float32Array, w: Matrix, m: number): void => {
+    this.checkType(w);
+    const { rows, cols } = w;
+    if (m === 0 || rows === 0 || cols === 0) return;
+    const temps: number[] = [];
+    try {
+      const wb = rowBytes(w.type, cols);
+      const ap = this.stage(dy, m * rows * 4, temps, true);
+      const wp = this.stage(w.data, rows * wb, temps, true);
+      const cp = this.stage(dx, m * cols * 4, temps, true);
+      this.run(
+        PACK_INDEX[w.type] + 1,
+        [ap, rows * 4, 4, wp, wb, cols, rows, m, cp, cols * 4, 1],
+        2 * m * rows * cols,
+      );
+      this.unstage(dx, cp, m * cols * 4);
+    } finally {
+      for (const t of temps) this.freeBytes(t);
+    }
+  };
+
+  /** dw[rows, cols] += dy[m, rows]ᵀ · x[m, cols]. Accumulates into dw. */
+  matmulBackwardWeight = (
+    dw: Float32Array,
+    dy: Float32Array,
+    x: Float32Array,
+    m: number,
+    rows: number,
+    cols: number,
+  ): void => {
+    if (m === 0 || rows === 0 || cols === 0) return;
+    const temps: number[] = [];
+    try {
+      const ap = this.stage(dy, m * rows * 4, temps, true);
+      const bp = this.stage(x, m * cols * 4, temps, true);
+      const cp = this.stage(dw, rows * cols * 4, temps, true);
+      this.run(
+        PACK_INDEX.f32 + 1,
+        [ap, 4, rows * 4, bp, cols * 4, cols, m, rows, cp, cols * 4, 1],
+        2 * m * rows * cols,
+      );
+      this.unstage(dw, cp, rows * cols * 4);
+    } finally {
+      for (const t of temps) this.freeBytes(t);
+    }
+  };
+}
+
+let instance: FastKernels | undefined;
+
+/** The process-wide fast kernel set (created on first use; call `await init({ threads })` to add workers). */
+export function getFastKernels(): FastKernels {
+  instance ??= new FastKernels();
+  return instance;
+}
