@@ -3,24 +3,14 @@
 
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { openGGUF } from "../gguf/index.js";
 import { InputError } from "../../util/errors.js";
-import { builtinVocabPath } from "../vocabs.js";
-import { createTokenizer, vocabDataFromGGUF } from "../tokenizer/index.js";
+import { createTokenizer } from "../tokenizer/index.js";
 import { randomTokenizerTexts } from "../tokenizer/parity.js";
+import { loadBuiltinVocab as loadVocab, sameIds } from "../tokenizer/test-helpers.js";
 import { TokenType, type Tokenizer, type VocabData } from "../tokenizer/types.js";
 import { vocabDataFromTokenizerJson } from "./tokenizer-json.js";
 
 const SEED = 777;
-
-function loadVocab(name: string): VocabData {
-  const file = openGGUF(builtinVocabPath(name));
-  try {
-    return vocabDataFromGGUF(file);
-  } finally {
-    file.close();
-  }
-}
 
 const split = (regex: string) => ({
   type: "Sequence",
@@ -107,7 +97,7 @@ function compareIds(a: Tokenizer, b: Tokenizer, texts: string[], parseSpecial: b
   for (const text of texts) {
     const x = a.encode(text, { addSpecial: true, parseSpecial });
     const y = b.encode(text, { addSpecial: true, parseSpecial });
-    if (x.length === y.length && x.every((id, i) => id === y[i])) agreed++;
+    if (sameIds(x, y)) agreed++;
     else if (bad.length < 3)
       bad.push(`text ${JSON.stringify(text)}\n json ${x.join(" ")}\n gguf ${y.join(" ")}`);
   }

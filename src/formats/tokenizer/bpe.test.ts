@@ -3,25 +3,15 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { openGGUF } from "../gguf/index.js";
 import { InputError } from "../../util/errors.js";
 import { builtinVocabPath, builtinVocabTestVectors } from "../vocabs.js";
 import { BpeTokenizer } from "./bpe.js";
-import { vocabDataFromGGUF } from "./gguf.js";
 import { loadReferenceTokenizer, randomTokenizerTexts, type ReferenceTokenizer } from "./parity.js";
 import { codePoints, cpFlags, CpFlag, splitCodePoints, supportedPreTokenizers } from "./pretokenize.js";
+import { loadBuiltinVocab as loadVocab, sameIds } from "./test-helpers.js";
 import type { VocabData } from "./types.js";
 
 const SEED = 20240611;
-
-function loadVocab(name: string): VocabData {
-  const file = openGGUF(builtinVocabPath(name));
-  try {
-    return vocabDataFromGGUF(file);
-  } finally {
-    file.close();
-  }
-}
 
 interface Mismatch {
   text: string;
@@ -51,7 +41,7 @@ function compareEncode(
   for (const text of texts) {
     const a = ours.encode(text, { addSpecial: false, parseSpecial });
     const b = ref.tokenize(text, { parseSpecial });
-    if (a.length === b.length && a.every((x, i) => x === b[i])) agreed++;
+    if (sameIds(a, b)) agreed++;
     else mismatches.push({ text, ours: a, reference: b });
   }
   return { agreed, mismatches };
@@ -90,7 +80,7 @@ for (const spec of [...MAIN_VOCABS, ...EXTRA_VOCABS]) {
       let agreed = 0;
       for (const v of vectors) {
         const a = ours.encode(v.text, { addSpecial: false });
-        if (a.length === v.ids.length && a.every((x, i) => x === v.ids[i])) agreed++;
+        if (sameIds(a, v.ids)) agreed++;
         else mismatches.push({ text: v.text, ours: a, reference: v.ids });
       }
       t.diagnostic(`${spec.name}: test vectors ${agreed}/${vectors.length}`);

@@ -2,113 +2,10 @@
 // reproducing llama.cpp's llm_tokenizer_bpe: same pre-tokenization, merge order, special tokens and detokenizer.
 
 import { InputError } from "../../util/errors.js";
+import { boundaryToken, checkTokenId, concatBytes, utf8OfCodePoints } from "./common.js";
 import { codePoints, preTokenizerSpec, splitCodePoints, type PreTokenizerSpec } from "./pretokenize.js";
-import {
-  TokenType,
-  type DecodeOptions,
-  type EncodeOptions,
-  type Tokenizer,
-  type VocabData,
-} from "./types.js";
-
-/** llama.cpp token attributes (llama_token_attr), derived from token types plus its overrides. */
-const Attr = {
-  Undefined: 0,
-  Unknown: 1 << 0,
-  Unused: 1 << 1,
-  Normal: 1 << 2,
-  Control: 1 << 3,
-  UserDefined: 1 << 4,
-  Byte: 1 << 5,
-} as const;
-
-const ATTR_OF_TYPE: Record<number, number> = {
-  [TokenType.Normal]: Attr.Normal,
-  [TokenType.Unknown]: Attr.Unknown,
-  [TokenType.Control]: Attr.Control,
-  [TokenType.UserDefined]: Attr.UserDefined,
-  [TokenType.Unused]: Attr.Unused,
-  [TokenType.Byte]: Attr.Byte,
-};
-
-// llama.cpp promotes these texts to control tokens when the GGUF does not name the matching id
-// (eot, eom, fim_*); otherwise a chat template's end marker would be split as plain text.
-const EOT_TEXTS = [
-  "<|eot_id|>",
-  "<|im_end|>",
-  "<|end|>",
-  "<end_of_turn>",
-  "<|endoftext|>",
-  "<|end_of_text|>",
-  "<EOT>",
-  "_<EOT>",
-  "[EOT]",
-  "<｜end▁of▁sentence｜>",
-  "<end_of_utterance>",
-];
-const EOM_TEXTS = ["<|eom_id|>"];
-const FIM_TEXTS = [
-  [
-    "<|fim_prefix|>",
-    "<fim-prefix>",
-    "<fim_prefix>",
-    "<｜fim▁begin｜>",
-    "<PRE>",
-    "▁<PRE>",
-    "<|code_prefix|>",
-    "<|prefix|>",
-  ],
-  [
-    "<|fim_suffix|>",
-    "<fim-suffix>",
-    "<fim_suffix>",
-    "<｜fim▁hole｜>",
-    "<SUF>",
-    "▁<SUF>",
-    "<|code_suffix|>",
-    "<|suffix|>",
-  ],
-  [
-    "<|fim_middle|>",
-    "<fim-middle>",
-    "<fim_middle>",
-    "<｜fim▁end｜>",
-    "<MID>",
-    "▁<MID>",
-    "<|code_middle|>",
-    "<|middle|>",
-  ],
-  ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-  ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
-  ["<|file_sep|>"],
-];
-// End-of-generation texts: always promoted to control, whatever the GGUF says.
-const EOG_TEXTS = [
-  "<|eot_id|>",
-  "<|im_end|>",
-  "<|end|>",
-  "<|return|>",
-  "<|call|>",
-  "<|flush|>",
-  "<|calls|>",
-  "<end_of_turn>",
-  "<|endoftext|>",
-  "</s>",
-  "<|eom_id|>",
-  "<EOT>",
-  "_<EOT>",
-  "[EOT]",
-  "[EOS]",
-  "<|end_of_text|>",
-  "<end_of_utterance>",
-  "<eos>",
-  "<turn|>",
-  "<|tool_response>",
-  "<｜end▁of▁sentence｜>",
-  "[e~[",
-];
-// gpt-oss markers llama.cpp always renders, so they become user-defined.
-const ALWAYS_RENDERED = ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
+import { LlamaSpecialTokens } from "./special.js";
+import type { DecodeOptions, EncodeOptions, Tokenizer, VocabData } from "./types.js";
 
 /** GPT-2's reversible byte <-> printable character table. */
 function byteToCharTable(): string[] {
@@ -147,9 +44,9 @@ export class BpeTokenizer implements Tokenizer {
   readonly addEos: boolean;
   readonly pre: PreTokenizerSpec;
 
+  private readonly special: LlamaSpecialTokens;
   /** Token texts as llama.cpp holds them (empty ones renamed "[EMPTY_i]"). */
   private readonly texts: string[];
-  private readonly attrs: Uint8Array;
   /**
    * Merge symbols: ids below vocabSize are tokens; above are strings that merges produce but the
    * vocabulary lacks (they survive merging and fall back to single bytes at the end). For token
@@ -161,8 +58,6 @@ export class BpeTokenizer implements Tokenizer {
   /** (left symbol, right symbol) -> merge rank. */
   private readonly ranks: PairTable;
   private readonly mergeResult: Int32Array;
-  /** Special tokens in matching order: longest UTF-8 text first. */
-  private readonly specials: number[];
   private readonly wordCache = new Map<string, readonly number[]>();
   private readonly pieces: (Uint8Array | undefined)[];
 
@@ -177,39 +72,11 @@ export class BpeTokenizer implements Tokenizer {
     this.pre = preTokenizerSpec(vocab.pre);
     const n = vocab.tokens.length;
     this.vocabSize = n;
-    this.texts = vocab.tokens.map((t, i) => (t === "" ? `[EMPTY_${i}]` : t));
+    this.special = new LlamaSpecialTokens(vocab);
+    this.texts = this.special.texts;
     this.pieces = new Array(n);
 
-    this.attrs = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      this.attrs[i] = vocab.tokenTypes ? (ATTR_OF_TYPE[vocab.tokenTypes[i]] ?? Attr.Undefined) : Attr.Normal;
-      this.symOf.set(this.texts[i], i);
-    }
-    const promote = (texts: readonly string[]) => {
-      for (const t of texts) {
-        const id = this.tokenId(t);
-        if (id !== undefined) this.attrs[id] |= Attr.Control;
-      }
-    };
-    if (vocab.eotId === undefined) promote(EOT_TEXTS);
-    if (vocab.eomId === undefined) promote(EOM_TEXTS);
-    for (const group of FIM_TEXTS) promote(group);
-    promote(EOG_TEXTS);
-    const has = (t: string) => this.tokenId(t) !== undefined;
-    const setAttr = (t: string, a: number) => {
-      const id = this.tokenId(t);
-      if (id !== undefined) this.attrs[id] = a;
-    };
-    for (const t of ALWAYS_RENDERED) setAttr(t, Attr.UserDefined);
-    // llama.cpp's workarounds: "<|end|>" is not an end marker in harmony/solar-open vocabularies,
-    // "</s>" is plain text in Gemma 4's.
-    if (
-      has("<|end|>") &&
-      ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))
-    ) {
-      setAttr("<|end|>", Attr.UserDefined);
-    }
-    if (has("<|tool_response>") && has("</s>")) setAttr("</s>", Attr.Normal);
+    for (let i = 0; i < n; i++) this.symOf.set(this.texts[i], i);
 
     // BOS/EOS: GGUF values, else llama.cpp's defaults for BPE vocabularies (id 11 when it exists).
     const fallback = this.pre.noDefaultBos || n <= 11 ? undefined : 11;
@@ -239,16 +106,6 @@ export class BpeTokenizer implements Tokenizer {
       // Duplicates: the first (lowest) rank stays, like std::unordered_map::emplace.
       if (lefts[r] >= 0) this.ranks.setIfAbsent(lefts[r], rights[r], r);
     }
-
-    const specials: number[] = [];
-    for (let i = 0; i < n; i++) {
-      if (this.attrs[i] & (Attr.Control | Attr.UserDefined | Attr.Unknown)) specials.push(i);
-    }
-    const byteLen = specials.map((id) => utf8Encoder.encode(this.texts[id]).length);
-    const order = specials
-      .map((_, k) => k)
-      .sort((x, y) => byteLen[y] - byteLen[x] || specials[x] - specials[y]);
-    this.specials = order.map((k) => specials[k]);
   }
 
   /** llama.cpp's text_to_token. */
@@ -271,49 +128,13 @@ export class BpeTokenizer implements Tokenizer {
     const addSpecial = options?.addSpecial ?? true;
     const parseSpecial = options?.parseSpecial ?? false;
     const out: number[] = [];
-    if (addSpecial && this.addBos) {
-      if (this.bosId === undefined) throw new InputError("vocabulary asks for a BOS token but has none");
-      out.push(this.bosId);
+    if (addSpecial && this.addBos) out.push(boundaryToken("BOS", this.bosId));
+    for (const frag of this.special.partition(text, parseSpecial)) {
+      if (frag.text === undefined) out.push(frag.token);
+      else this.encodeText(frag.text, out);
     }
-    for (const frag of this.partition(text, parseSpecial)) {
-      if (typeof frag === "number") out.push(frag);
-      else this.encodeText(frag, out);
-    }
-    if (addSpecial && this.addEos) {
-      if (this.eosId === undefined) throw new InputError("vocabulary asks for an EOS token but has none");
-      out.push(this.eosId);
-    }
+    if (addSpecial && this.addEos) out.push(boundaryToken("EOS", this.eosId));
     return out;
-  }
-
-  /**
-   * llama.cpp's tokenizer_st_partition: special tokens, longest first, cut the text into raw
-   * fragments and token ids. User-defined tokens are cut out even when parseSpecial is false.
-   */
-  private partition(text: string, parseSpecial: boolean): (string | number)[] {
-    if (text === "") return [];
-    let frags: (string | number)[] = [text];
-    for (const id of this.specials) {
-      if (!parseSpecial && this.attrs[id] & (Attr.Control | Attr.Unknown)) continue;
-      const tok = this.texts[id];
-      if (!text.includes(tok)) continue;
-      const next: (string | number)[] = [];
-      for (const f of frags) {
-        if (typeof f === "number") {
-          next.push(f);
-          continue;
-        }
-        let from = 0;
-        for (let at = f.indexOf(tok); at >= 0; at = f.indexOf(tok, from)) {
-          if (at > from) next.push(f.slice(from, at));
-          next.push(id);
-          from = at + tok.length;
-        }
-        if (from < f.length) next.push(from === 0 ? f : f.slice(from));
-      }
-      frags = next;
-    }
-    return frags;
   }
 
   private encodeText(text: string, out: number[]): void {
@@ -444,22 +265,14 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[], options?: BpeDecodeOptions): string {
-    const special = !(options?.skipSpecial ?? false);
+    const skipSpecial = options?.skipSpecial ?? false;
     const parts: Uint8Array[] = [];
-    let total = 0;
     for (const id of ids) {
       this.checkId(id);
-      if (!special && this.attrs[id] & (Attr.Control | Attr.Unknown)) continue;
-      const p = this.tokenBytes(id);
-      parts.push(p);
-      total += p.length;
+      if (skipSpecial && this.special.isHidden(id)) continue;
+      parts.push(this.tokenBytes(id));
     }
-    let buf: Uint8Array = new Uint8Array(total);
-    let o = 0;
-    for (const p of parts) {
-      buf.set(p, o);
-      o += p.length;
-    }
+    let buf = concatBytes(parts);
     if (options?.cleanSpaces ?? this.pre.cleanSpaces) buf = cleanSpaces(buf);
     return utf8Decoder.decode(buf);
   }
@@ -473,25 +286,7 @@ export class BpeTokenizer implements Tokenizer {
 
   /** llama.cpp's token_to_piece with special = true. */
   private piece(id: number): Uint8Array {
-    const attr = this.attrs[id];
-    const text = this.texts[id];
-    if (attr & (Attr.Control | Attr.Unknown | Attr.UserDefined)) return utf8Encoder.encode(text);
-    if (attr & Attr.Normal) {
-      const bytes: number[] = [];
-      for (const ch of text) {
-        const b = CHAR_TO_BYTE.get(ch.codePointAt(0)!);
-        if (b !== undefined) {
-          bytes.push(b);
-          continue;
-        }
-        // llama.cpp's marker for a character outside the byte table.
-        const hex = Array.from(utf8Encoder.encode(ch), (x) => x.toString(16).padStart(2, "0")).join("");
-        bytes.push(...utf8Encoder.encode(`[UNK_BYTE_0x${hex}${text}]`));
-      }
-      return Uint8Array.from(bytes);
-    }
-    if (attr & Attr.Byte) return Uint8Array.of(parseInt(text.slice(3, 5), 16) & 0xff);
-    return new Uint8Array(0);
+    return this.special.piece(id, normalPiece);
   }
 
   tokenText(id: number): string {
@@ -501,13 +296,11 @@ export class BpeTokenizer implements Tokenizer {
 
   isSpecial(id: number): boolean {
     this.checkId(id);
-    return (this.attrs[id] & (Attr.Control | Attr.UserDefined)) !== 0;
+    return this.special.isSpecial(id);
   }
 
   private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new InputError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
-    }
+    checkTokenId(id, this.vocabSize);
   }
 }
 
@@ -548,27 +341,20 @@ class PairTable {
   }
 }
 
-/** UTF-8 of code points (no spread into String.fromCodePoint: words can be arbitrarily long). */
-function utf8OfCodePoints(cpts: Uint32Array): Uint8Array {
-  const out = new Uint8Array(cpts.length * 4);
-  let n = 0;
-  for (const c of cpts) {
-    if (c < 0x80) out[n++] = c;
-    else if (c < 0x800) {
-      out[n++] = 0xc0 | (c >> 6);
-      out[n++] = 0x80 | (c & 0x3f);
-    } else if (c < 0x10000) {
-      out[n++] = 0xe0 | (c >> 12);
-      out[n++] = 0x80 | ((c >> 6) & 0x3f);
-      out[n++] = 0x80 | (c & 0x3f);
-    } else {
-      out[n++] = 0xf0 | (c >> 18);
-      out[n++] = 0x80 | ((c >> 12) & 0x3f);
-      out[n++] = 0x80 | ((c >> 6) & 0x3f);
-      out[n++] = 0x80 | (c & 0x3f);
+/** A normal token's bytes: its text through the GPT-2 byte table. */
+function normalPiece(text: string): Uint8Array {
+  const bytes: number[] = [];
+  for (const ch of text) {
+    const b = CHAR_TO_BYTE.get(ch.codePointAt(0)!);
+    if (b !== undefined) {
+      bytes.push(b);
+      continue;
     }
+    // llama.cpp's marker for a character outside the byte table.
+    const hex = Array.from(utf8Encoder.encode(ch), (x) => x.toString(16).padStart(2, "0")).join("");
+    bytes.push(...utf8Encoder.encode(`[UNK_BYTE_0x${hex}${text}]`));
   }
-  return out.subarray(0, n);
+  return Uint8Array.from(bytes);
 }
 
 function validId(id: number | undefined, n: number): number | undefined {

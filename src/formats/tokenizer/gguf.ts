@@ -3,7 +3,7 @@
 
 import { GGUFValueType, type GGUFFile } from "../gguf/index.js";
 import { FileFormatError } from "../../util/errors.js";
-import type { NamedVocabData } from "./spm.js";
+import type { VocabData } from "./types.js";
 
 const K = "tokenizer.ggml.";
 
@@ -12,7 +12,7 @@ const K = "tokenizer.ggml.";
  * ignores out-of-range ones and the tokenizers do the same); defaults that depend on the model type
  * (e.g. SentencePiece's add_bos) are left undefined here and applied by the tokenizer.
  */
-export function vocabDataFromGGUF(file: GGUFFile): NamedVocabData {
+export function vocabDataFromGGUF(file: GGUFFile): VocabData {
   const model = file.getString(`${K}model`);
   if (model === undefined) {
     throw new FileFormatError(file.path, undefined, `no ${K}model key, so the tokenizer type is unknown`, {
@@ -45,7 +45,7 @@ export function vocabDataFromGGUF(file: GGUFFile): NamedVocabData {
   }
 
   const id = (key: string): number | undefined => file.getNumber(`${K}${key}`);
-  const out: NamedVocabData = {
+  const out: VocabData = {
     model,
     pre: file.getString(`${K}pre`),
     tokens,
@@ -67,7 +67,7 @@ export function vocabDataFromGGUF(file: GGUFFile): NamedVocabData {
     name: file.getString("general.name"),
   };
   // Absent keys stay absent, so spreading VocabData over defaults behaves as expected.
-  for (const key of Object.keys(out) as (keyof NamedVocabData)[]) if (out[key] === undefined) delete out[key];
+  for (const key of Object.keys(out) as (keyof VocabData)[]) if (out[key] === undefined) delete out[key];
   return out;
 }
 

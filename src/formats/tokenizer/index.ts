@@ -9,7 +9,8 @@ import { SpmTokenizer } from "./spm.js";
 import type { Tokenizer, VocabData } from "./types.js";
 
 export * from "./types.js";
-export { SpmTokenizer, TokenAttr, type NamedVocabData } from "./spm.js";
+export { SpmTokenizer } from "./spm.js";
+export { TokenAttr, type NamedVocabData } from "./special.js";
 export { BpeTokenizer } from "./bpe.js";
 export { vocabDataFromGGUF } from "./gguf.js";
 

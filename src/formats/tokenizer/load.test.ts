@@ -3,31 +3,17 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { encodeGGUF, gv, openGGUF, parseGGUF, type GGUFValue } from "../gguf/index.js";
+import { encodeGGUF, gv, parseGGUF, type GGUFValue } from "../gguf/index.js";
 import { FileFormatError, InputError } from "../../util/errors.js";
 import { builtinVocabPath, builtinVocabTestVectors } from "../vocabs.js";
-import { BpeTokenizer, SpmTokenizer, createTokenizer, loadTokenizer, vocabDataFromGGUF } from "./index.js";
-import { TokenType } from "./types.js";
+import { BpeTokenizer, SpmTokenizer, createTokenizer, loadTokenizer } from "./index.js";
+import { loadBuiltinVocab as vocabOf, vocabOfFile } from "./test-helpers.js";
+import { TokenType, type VocabData } from "./types.js";
 
-function vocabOf(name: string): ReturnType<typeof vocabDataFromGGUF> {
-  const file = openGGUF(builtinVocabPath(name));
-  try {
-    return vocabDataFromGGUF(file);
-  } finally {
-    file.close();
-  }
-}
-
-function fromMetadata(entries: [string, GGUFValue][]): ReturnType<typeof vocabDataFromGGUF> {
-  const file = parseGGUF(
-    encodeGGUF({ metadata: [["general.architecture", gv.str("llama")], ...entries] }),
-    "test.gguf",
+function fromMetadata(entries: [string, GGUFValue][]): VocabData {
+  return vocabOfFile(
+    parseGGUF(encodeGGUF({ metadata: [["general.architecture", gv.str("llama")], ...entries] }), "test.gguf"),
   );
-  try {
-    return vocabDataFromGGUF(file);
-  } finally {
-    file.close();
-  }
 }
 
 describe("vocabDataFromGGUF", () => {
@@ -118,24 +104,17 @@ describe("vocabDataFromGGUF", () => {
       () => fromMetadata([["tokenizer.ggml.model", gv.str("llama")]]),
       /no tokenizer\.ggml\.tokens/,
     );
-    assert.throws(
-      () =>
-        fromMetadata([
-          ["tokenizer.ggml.model", gv.str("llama")],
-          ["tokenizer.ggml.tokens", gv.strArr(["a", "b"])],
-          ["tokenizer.ggml.scores", gv.f32Arr([0])],
-        ]),
-      /scores has 1 entries for 2 tokens/,
-    );
-    assert.throws(
-      () =>
-        fromMetadata([
-          ["tokenizer.ggml.model", gv.str("llama")],
-          ["tokenizer.ggml.tokens", gv.strArr(["a", "b"])],
-          ["tokenizer.ggml.token_type", gv.i32Arr([1])],
-        ]),
-      /token_type has 1 entries for 2 tokens/,
-    );
+    const twoTokens: [string, GGUFValue][] = [
+      ["tokenizer.ggml.model", gv.str("llama")],
+      ["tokenizer.ggml.tokens", gv.strArr(["a", "b"])],
+    ];
+    const short: [string, GGUFValue, RegExp][] = [
+      ["tokenizer.ggml.scores", gv.f32Arr([0]), /scores has 1 entries for 2 tokens/],
+      ["tokenizer.ggml.token_type", gv.i32Arr([1]), /token_type has 1 entries for 2 tokens/],
+    ];
+    for (const [key, value, message] of short) {
+      assert.throws(() => fromMetadata([...twoTokens, [key, value]]), message);
+    }
   });
 });
 

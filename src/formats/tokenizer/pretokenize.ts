@@ -136,6 +136,48 @@ function segmentView(cpts: Uint32Array, ini: number, end: number) {
   };
 }
 
+/** One segment being split: its bounds, its view, and `add(e)`, which cuts a word ending at `e`. */
+interface SegmentScan {
+  ini: number;
+  end: number;
+  cpt: (pos: number) => number;
+  flags: (pos: number) => number;
+  /** Emits the code points since the previous cut as a word (when any) and returns their count. */
+  add: (e: number) => number;
+}
+
+/** A Splitter that runs `scan` over each segment in turn. */
+function perSegment(scan: (seg: SegmentScan) => void): Splitter {
+  return (cpts, segments) => {
+    const out: number[] = [];
+    let start = 0;
+    for (const len of segments) {
+      const ini = start;
+      const end = start + len;
+      start = end;
+      let prev = ini;
+      const add = (e: number): number => {
+        const n = e - prev;
+        if (n > 0) out.push(n);
+        prev = e;
+        return n;
+      };
+      scan({ ini, end, ...segmentView(cpts, ini, end), add });
+    }
+    return out;
+  };
+}
+
+/**
+ * Where the final "\s+(?!\S)|\s+" alternatives of the GPT-2 style patterns end a word that starts
+ * at `pos` with `nws` whitespace code points: one short of the run when more text follows it, else
+ * the whole run, else (no whitespace) the single code point at `pos`.
+ */
+function trailingAlternativesEnd(pos: number, nws: number, cpt: (p: number) => number): number {
+  if (nws > 1 && cpt(pos + nws) !== OUT) return pos + nws - 1;
+  return nws > 0 ? pos + nws : pos + 1;
+}
+
 function lowerAscii(cp: number): number {
   return cp >= 0x41 && cp <= 0x5a ? cp + 32 : cp;
 }
@@ -156,64 +198,39 @@ function contraction(cpt: (p: number) => number, pos: number, end: number, casel
 const WLN = CpFlag.WHITESPACE | CpFlag.LETTER | CpFlag.NUMBER;
 
 /** 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-const splitGpt2: Splitter = (cpts, segments) => {
-  const out: number[] = [];
-  let start = 0;
-  for (const len of segments) {
-    const ini = start;
-    const end = start + len;
-    start = end;
-    const { cpt, flags } = segmentView(cpts, ini, end);
-    let prev = ini;
-    const add = (e: number): number => {
-      const n = e - prev;
-      if (n > 0) out.push(n);
-      prev = e;
-      return n;
-    };
-    for (let pos = ini; pos < end;) {
-      const c = cpt(pos);
-      const k = contraction(cpt, pos, end, false);
-      if (k > 0) {
-        pos += add(pos + k);
-        continue;
-      }
-      let f2 = c === CH_SPACE ? flags(pos + 1) : flags(pos);
-      if (f2 & CpFlag.LETTER) {
-        if (c === CH_SPACE) pos++;
-        while (f2 & CpFlag.LETTER) f2 = flags(++pos);
-        add(pos);
-        continue;
-      }
-      if (f2 & CpFlag.NUMBER) {
-        if (c === CH_SPACE) pos++;
-        while (f2 & CpFlag.NUMBER) f2 = flags(++pos);
-        add(pos);
-        continue;
-      }
-      if (!(f2 & WLN) && f2 !== 0) {
-        if (c === CH_SPACE) pos++;
-        while (!(f2 & WLN) && f2 !== 0) f2 = flags(++pos);
-        add(pos);
-        continue;
-      }
-      let nws = 0;
-      while (flags(pos + nws) & CpFlag.WHITESPACE) nws++;
-      if (nws > 1 && cpt(pos + nws) !== OUT) {
-        pos += nws - 1;
-        add(pos);
-        continue;
-      }
-      if (nws > 0) {
-        pos += nws;
-        add(pos);
-        continue;
-      }
-      add(++pos);
+const splitGpt2: Splitter = perSegment(({ ini, end, cpt, flags, add }) => {
+  for (let pos = ini; pos < end;) {
+    const c = cpt(pos);
+    const k = contraction(cpt, pos, end, false);
+    if (k > 0) {
+      pos += add(pos + k);
+      continue;
     }
+    let f2 = c === CH_SPACE ? flags(pos + 1) : flags(pos);
+    if (f2 & CpFlag.LETTER) {
+      if (c === CH_SPACE) pos++;
+      while (f2 & CpFlag.LETTER) f2 = flags(++pos);
+      add(pos);
+      continue;
+    }
+    if (f2 & CpFlag.NUMBER) {
+      if (c === CH_SPACE) pos++;
+      while (f2 & CpFlag.NUMBER) f2 = flags(++pos);
+      add(pos);
+      continue;
+    }
+    if (!(f2 & WLN) && f2 !== 0) {
+      if (c === CH_SPACE) pos++;
+      while (!(f2 & WLN) && f2 !== 0) f2 = flags(++pos);
+      add(pos);
+      continue;
+    }
+    let nws = 0;
+    while (flags(pos + nws) & CpFlag.WHITESPACE) nws++;
+    pos = trailingAlternativesEnd(pos, nws, cpt);
+    add(pos);
   }
-  return out;
-};
+});
 
 /**
  * The Llama 3 / Qwen2 / Qwen3.5 family:
@@ -223,85 +240,60 @@ const splitGpt2: Splitter = (cpts, segments) => {
 function llama3LikeSplitter(maxDigits: number, marks: boolean): Splitter {
   const wordish = CpFlag.LETTER | (marks ? CpFlag.MARK : 0);
   const notPunct = WLN | (marks ? CpFlag.MARK : 0);
-  return (cpts, segments) => {
-    const out: number[] = [];
-    let start = 0;
-    for (const len of segments) {
-      const ini = start;
-      const end = start + len;
-      start = end;
-      const { cpt, flags } = segmentView(cpts, ini, end);
-      let prev = ini;
-      const add = (e: number): number => {
-        const n = e - prev;
-        if (n > 0) out.push(n);
-        prev = e;
-        return n;
-      };
-      for (let pos = ini; pos < end;) {
-        const c = cpt(pos);
-        const f = flags(pos);
-        const k = contraction(cpt, pos, end, true);
-        if (k > 0) {
-          pos += add(pos + k);
-          continue;
-        }
-        if (!(c === CH_CR || c === CH_LF || f & CpFlag.NUMBER)) {
-          if (f & wordish || flags(pos + 1) & wordish) {
-            pos++;
-            while (flags(pos) & wordish) pos++;
-            add(pos);
-            continue;
-          }
-        }
-        if (f & CpFlag.NUMBER) {
-          let groupStart = pos;
-          while (flags(pos) & CpFlag.NUMBER) {
-            if (++pos - groupStart >= maxDigits) {
-              add(pos);
-              groupStart = pos;
-            }
-          }
-          add(pos);
-          continue;
-        }
-        let f2 = c === CH_SPACE ? flags(pos + 1) : f;
-        // llama.cpp tests the flags of the code point itself here, not of the one after the space.
-        if (!(f2 & notPunct) && f !== 0) {
-          if (c === CH_SPACE) pos++;
-          while (!(f2 & notPunct) && f2 !== 0) f2 = flags(++pos);
-          let c2 = cpt(pos);
-          while (c2 === CH_CR || c2 === CH_LF) c2 = cpt(++pos);
-          add(pos);
-          continue;
-        }
-        let nws = 0;
-        let lastNewlineEnd = 0;
-        while (flags(pos + nws) & CpFlag.WHITESPACE) {
-          const c2 = cpt(pos + nws);
-          if (c2 === CH_CR || c2 === CH_LF) lastNewlineEnd = pos + nws + 1;
-          nws++;
-        }
-        if (lastNewlineEnd > 0) {
-          pos = lastNewlineEnd;
-          add(pos);
-          continue;
-        }
-        if (nws > 1 && cpt(pos + nws) !== OUT) {
-          pos += nws - 1;
-          add(pos);
-          continue;
-        }
-        if (nws > 0) {
-          pos += nws;
-          add(pos);
-          continue;
-        }
-        add(++pos);
+  return perSegment(({ ini, end, cpt, flags, add }) => {
+    for (let pos = ini; pos < end;) {
+      const c = cpt(pos);
+      const f = flags(pos);
+      const k = contraction(cpt, pos, end, true);
+      if (k > 0) {
+        pos += add(pos + k);
+        continue;
       }
+      if (!(c === CH_CR || c === CH_LF || f & CpFlag.NUMBER)) {
+        if (f & wordish || flags(pos + 1) & wordish) {
+          pos++;
+          while (flags(pos) & wordish) pos++;
+          add(pos);
+          continue;
+        }
+      }
+      if (f & CpFlag.NUMBER) {
+        let groupStart = pos;
+        while (flags(pos) & CpFlag.NUMBER) {
+          if (++pos - groupStart >= maxDigits) {
+            add(pos);
+            groupStart = pos;
+          }
+        }
+        add(pos);
+        continue;
+      }
+      let f2 = c === CH_SPACE ? flags(pos + 1) : f;
+      // llama.cpp tests the flags of the code point itself here, not of the one after the space.
+      if (!(f2 & notPunct) && f !== 0) {
+        if (c === CH_SPACE) pos++;
+        while (!(f2 & notPunct) && f2 !== 0) f2 = flags(++pos);
+        let c2 = cpt(pos);
+        while (c2 === CH_CR || c2 === CH_LF) c2 = cpt(++pos);
+        add(pos);
+        continue;
+      }
+      let nws = 0;
+      let lastNewlineEnd = 0;
+      while (flags(pos + nws) & CpFlag.WHITESPACE) {
+        const c2 = cpt(pos + nws);
+        if (c2 === CH_CR || c2 === CH_LF) lastNewlineEnd = pos + nws + 1;
+        nws++;
+      }
+      if (lastNewlineEnd > 0) {
+        pos = lastNewlineEnd;
+        add(pos);
+        continue;
+      }
+      pos = trailingAlternativesEnd(pos, nws, cpt);
+      add(pos);
     }
-    return out;
-  };
+  });
 }
 
 const CUSTOM_SPLITTERS = new Map<string, Splitter>([

@@ -3,20 +3,20 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { openGGUF } from "../gguf/index.js";
 import { InputError } from "../../util/errors.js";
 import { builtinVocabPath, builtinVocabTestVectors } from "../vocabs.js";
-import { vocabDataFromGGUF } from "./gguf.js";
 import { loadReferenceTokenizer, randomTokenizerTexts, type ReferenceTokenizer } from "./parity.js";
-import { SpmTokenizer, TokenAttr, partitionSpecial, specialMatchers, type NamedVocabData } from "./spm.js";
-import { TokenType } from "./types.js";
+import { TokenAttr, partitionSpecial, specialMatchers } from "./special.js";
+import { SpmTokenizer } from "./spm.js";
+import { loadBuiltinVocab as vocabOf, sameIds } from "./test-helpers.js";
+import { TokenType, type VocabData } from "./types.js";
 
 // A tiny vocabulary: <unk> <s> </s>, 256 byte tokens, then the pieces given with their scores.
 function tinyVocab(
   pieces: [string, number, number?][],
-  extra: Partial<NamedVocabData> = {},
+  extra: Partial<VocabData> = {},
   withBytes = true,
-): NamedVocabData {
+): VocabData {
   const tokens = ["<unk>", "<s>", "</s>"];
   const scores = [0, 0, 0];
   const types: number[] = [TokenType.Unknown, TokenType.Control, TokenType.Control];
@@ -197,21 +197,8 @@ describe("SpmTokenizer rules (hand-made vocabularies)", () => {
   });
 });
 
-function vocabOf(name: string): NamedVocabData {
-  const file = openGGUF(builtinVocabPath(name));
-  try {
-    return vocabDataFromGGUF(file);
-  } finally {
-    file.close();
-  }
-}
-
 function show(ids: readonly number[]): string {
   return `[${ids.join(", ")}]`;
-}
-
-function sameIds(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 const RANDOM_SEED = 20240607;
