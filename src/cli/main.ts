@@ -11,6 +11,9 @@ import { registerModelCommands } from "./commands/model.js";
 import { registerTokenizeCommand } from "./commands/tokenize.js";
 import { registerVocabCommands } from "./commands/vocab.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerGenerateCommand } from "./commands/generate.js";
+import { registerLogprobsCommand } from "./commands/logprobs.js";
+import { registerTrainCommand } from "./commands/train.js";
 
 export function buildProgram(): Command {
   const program = new Command("buckle")
@@ -24,6 +27,9 @@ export function buildProgram(): Command {
   registerTokenizeCommand(program);
   registerVocabCommands(program);
   registerDemoCommand(program);
+  registerGenerateCommand(program);
+  registerLogprobsCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -1,0 +1,166 @@
+// `buckle generate`: sample text from a GGUF model on the native engine, optionally with a LoRA adapter,
+// a prompt wrapped in the model's chat template (or raw), streamed to stdout as it is generated.
+
+import { existsSync, statSync } from "node:fs";
+import type { Command } from "commander";
+import type { ChatMessage } from "../../formats/chat/index.js";
+import { encodeChatPrompt } from "../../formats/chat/index.js";
+import type { ModelSpec } from "../../formats/model-spec.js";
+import { loadTokenizerAndTemplate } from "../../formats/load.js";
+import { readGGUFLora, readPeftAdapter } from "../../engine/adapters/index.js";
+import { generate, type GenerateRequest } from "../../engine/generate.js";
+import { loadModelWeights, type LoraWeights } from "../../engine/index.js";
+import type { SamplingParams } from "../../engine/sampling.js";
+import { InputError } from "../../util/errors.js";
+import { intOption, numberOption } from "../options.js";
+import { readMessages } from "./tokenize.js";
+
+interface GenerateFlags {
+  model: string;
+  adapter?: string;
+  prompt?: string;
+  chat?: string;
+  system?: string;
+  raw?: boolean;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  repeatPenalty: number;
+  maxTokens: number;
+  stop?: string[];
+  seed?: number;
+  n: number;
+  json?: boolean;
+}
+
+export function registerGenerateCommand(program: Command): void {
+  program
+    .command("generate")
+    .description("Generate text with a GGUF model (and optionally a LoRA adapter) on the native engine")
+    .requiredOption("-m, --model <file.gguf>", "the model")
+    .option("--adapter <path>", "a LoRA adapter: a GGUF LoRA file or a PEFT directory")
+    .option("-p, --prompt <text>", "a user message (the chat template is applied unless --raw)")
+    .option("--chat <messages.json>", 'a JSON file: [{"role": "user", "content": "..."}, ...]')
+    .option("--system <text>", "a system message put before the prompt or chat")
+    .option("--raw", "with --prompt: tokenize the text as is, without the chat template")
+    .option("--temperature <t>", "0 = greedy", numberOption, 0.8)
+    .option("--top-p <p>", "nucleus sampling; 1 = off", numberOption, 0.95)
+    .option("--top-k <k>", "0 = off", intOption, 40)
+    .option("--min-p <p>", "0 = off", numberOption, 0.05)
+    .option("--repeat-penalty <x>", "1 = off", numberOption, 1)
+    .option("--max-tokens <n>", "most tokens to generate per sample", intOption, 256)
+    .option("--stop <strings...>", "stop before any of these strings")
+    .option("--seed <n>", "random seed (default: random, reported with --json)", intOption)
+    .option("-n, --n <samples>", "number of samples, decoded together", intOption, 1)
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  buckle generate --model tiny.gguf --prompt 'Hello' --max-tokens 32 --seed 1\n" +
+        "  buckle generate --model tiny.gguf --adapter out/adapter.gguf --chat chat.json -n 4 --json\n",
+    )
+    .action(async (flags: GenerateFlags) => {
+      if ((flags.prompt === undefined) === (flags.chat === undefined))
+        throw new InputError("give exactly one of --prompt <text> or --chat <messages.json>");
+      if (flags.raw && flags.chat !== undefined)
+        throw new InputError("--raw works with --prompt only (a --chat file always uses the template)");
+      if (flags.raw && flags.system !== undefined)
+        throw new InputError("--system needs the chat template; leave out --raw");
+      if (!(flags.n >= 1)) throw new InputError(`--n must be at least 1, got ${flags.n}`);
+      const { model, tokenizer, template, lora } = loadModelAndAdapter(flags.model, flags.adapter);
+
+      let promptIds: number[];
+      if (flags.raw) {
+        promptIds = tokenizer.encode(flags.prompt as string, { addSpecial: true, parseSpecial: false });
+      } else {
+        const messages: ChatMessage[] = [
+          ...(flags.system !== undefined ? [{ role: "system" as const, content: flags.system }] : []),
+          ...(flags.chat !== undefined
+            ? readMessages(flags.chat)
+            : [{ role: "user" as const, content: flags.prompt as string }]),
+        ];
+        promptIds = encodeChatPrompt(template, messages, tokenizer);
+      }
+      const sampling: SamplingParams = {
+        temperature: flags.temperature,
+        topP: flags.topP,
+        topK: flags.topK,
+        minP: flags.minP,
+        repeatPenalty: flags.repeatPenalty,
+      };
+      const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const requests: GenerateRequest[] = Array.from({ length: flags.n }, (_, i) => ({
+        promptIds,
+        sampling,
+        maxTokens: flags.maxTokens,
+        stop: flags.stop,
+        seed: seed + i,
+      }));
+
+      const controller = new AbortController();
+      const onSigint = () => controller.abort();
+      process.once("SIGINT", onSigint);
+      const stream = !flags.json && flags.n === 1;
+      try {
+        const results = await generate(model, tokenizer, requests, {
+          lora,
+          template: flags.raw ? undefined : template,
+          signal: controller.signal,
+          onToken: stream ? (e) => process.stdout.write(e.text) : undefined,
+        });
+        if (flags.json) {
+          const out = {
+            model: flags.model,
+            adapter: flags.adapter ?? null,
+            template: flags.raw ? null : template.name,
+            promptTokens: promptIds.length,
+            seed,
+            sampling: { ...sampling, maxTokens: flags.maxTokens, stop: flags.stop ?? [] },
+            samples: results.map((r, i) => ({ seed: seed + i, ...r })),
+          };
+          process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+        } else if (stream) {
+          process.stdout.write("\n");
+          if (results[0].finishReason === "aborted") process.stderr.write("(interrupted)\n");
+        } else {
+          results.forEach((r, i) =>
+            process.stdout.write(
+              `--- sample ${i + 1} (seed ${seed + i}, ${r.finishReason}) ---\n${r.text}\n`,
+            ),
+          );
+        }
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+      }
+    });
+}
+
+/** The engine weights, tokenizer, chat template and (when given) adapter of a model file. */
+export function loadModelAndAdapter(
+  modelPath: string,
+  adapterPath: string | undefined,
+): ReturnType<typeof loadTokenizerAndTemplate> & {
+  model: ReturnType<typeof loadModelWeights>;
+  lora?: LoraWeights;
+} {
+  if (modelPath.startsWith("builtin:")) {
+    throw new InputError(`${modelPath} is a vocabulary, not a model with weights`, {
+      hint: "make a test model with `buckle model create -o tiny.gguf` and pass that",
+    });
+  }
+  if (!existsSync(modelPath)) throw new InputError(`--model: no such file or directory ${modelPath}`);
+  const model = loadModelWeights(modelPath);
+  const tt = loadTokenizerAndTemplate(modelPath);
+  const lora = adapterPath === undefined ? undefined : loadAdapter(adapterPath, model.spec);
+  return { ...tt, model, lora };
+}
+
+/** A LoRA adapter from a GGUF LoRA file or a PEFT directory (adapter_config.json + safetensors). */
+export function loadAdapter(path: string, spec: ModelSpec): LoraWeights {
+  if (!existsSync(path)) {
+    throw new InputError(`--adapter: no such file or directory ${path}`, {
+      hint: "pass a GGUF LoRA file (adapter.gguf) or a PEFT adapter directory",
+    });
+  }
+  return statSync(path).isDirectory() ? readPeftAdapter(path, spec) : readGGUFLora(path, spec);
+}
