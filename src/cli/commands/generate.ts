@@ -1,13 +1,12 @@
 // `buckle generate`: sample text from a GGUF model on the native engine, optionally with a LoRA adapter,
 // a prompt wrapped in the model's chat template (or raw), streamed to stdout as it is generated.
 
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import type { ChatMessage } from "../../formats/chat/index.js";
 import { encodeChatPrompt } from "../../formats/chat/index.js";
-import type { ModelSpec } from "../../formats/model-spec.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
-import { readGGUFLora, readPeftAdapter } from "../../engine/adapters/index.js";
+import { readLoraAdapter } from "../../engine/adapters/index.js";
 import { generate, type GenerateRequest } from "../../engine/generate.js";
 import { loadModelWeights, type LoraWeights } from "../../engine/index.js";
 import type { SamplingParams } from "../../engine/sampling.js";
@@ -151,16 +150,7 @@ export function loadModelAndAdapter(
   if (!existsSync(modelPath)) throw new InputError(`--model: no such file or directory ${modelPath}`);
   const model = loadModelWeights(modelPath);
   const tt = loadTokenizerAndTemplate(modelPath);
-  const lora = adapterPath === undefined ? undefined : loadAdapter(adapterPath, model.spec);
+  const lora = adapterPath === undefined ? undefined : readLoraAdapter(adapterPath, model.spec);
   return { ...tt, model, lora };
 }
 
-/** A LoRA adapter from a GGUF LoRA file or a PEFT directory (adapter_config.json + safetensors). */
-export function loadAdapter(path: string, spec: ModelSpec): LoraWeights {
-  if (!existsSync(path)) {
-    throw new InputError(`--adapter: no such file or directory ${path}`, {
-      hint: "pass a GGUF LoRA file (adapter.gguf) or a PEFT adapter directory",
-    });
-  }
-  return statSync(path).isDirectory() ? readPeftAdapter(path, spec) : readGGUFLora(path, spec);
-}
