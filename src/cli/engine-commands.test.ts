@@ -13,7 +13,7 @@ import { loadTokenizerAndTemplate } from "../formats/load.js";
 import { createRandomModel } from "../models/factory.js";
 import { readGGUFLora, readPeftAdapter } from "../engine/adapters/index.js";
 import { generate } from "../engine/generate.js";
-import { loadModelWeights, logprobs, type LoraPair } from "../engine/index.js";
+import { ensureFastKernels, loadModelWeights, logprobs, type LoraPair } from "../engine/index.js";
 import { Rng } from "../util/random.js";
 
 const cli = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -106,6 +106,7 @@ const TRAIN_FLAGS = [
 ];
 
 test("train writes GGUF and PEFT adapters that generate and logprobs use", async () => {
+  await ensureFastKernels();
   const out = join(dir, "run");
   const merged = join(dir, "merged.gguf");
   const r = buckle("train", ...TRAIN_FLAGS, "-o", out, "--json", "--eval-data", dataPath, "--merge", merged);
@@ -179,11 +180,11 @@ test("train writes GGUF and PEFT adapters that generate and logprobs use", async
   assert.deepEqual(withGguf.ids, chat.ids.slice(span.contentStart, span.contentEnd));
   assert.equal(tokenizer.decode(withGguf.ids), "The answer is 5.");
   const expected = logprobs(model, chat.ids, span.contentStart, span.contentEnd, { lora });
-  assert.deepEqual(
-    withGguf.tokens.map((t: { logprob: number }) => t.logprob),
-    Array.from(expected),
+  // The CLI and this process both run the fast kernels; float32 sums may still differ in the last bits.
+  withGguf.tokens.forEach((t: { logprob: number }, i: number) =>
+    assert.ok(Math.abs(t.logprob - expected[i]) < 1e-5, `token ${i}: ${t.logprob} vs ${expected[i]}`),
   );
-  assert.ok(Math.abs(withGguf.meanLogprob - expected.reduce((s, x) => s + x, 0) / expected.length) < 1e-12);
+  assert.ok(Math.abs(withGguf.meanLogprob - expected.reduce((s, x) => s + x, 0) / expected.length) < 1e-5);
   assert.ok(Math.abs(withGguf.perplexity - Math.exp(-withGguf.meanLogprob)) < 1e-9);
   assert.ok(Math.abs(withGguf.meanLogprob - base.meanLogprob) > 1e-3, "the adapter changed nothing");
   // The merged model scores like base + adapter.
@@ -280,7 +281,7 @@ test("engine commands: user errors say what was wrong and exit 2", async () => {
     [["generate", "--model", "builtin:llama-spm", "--prompt", "hi"], /is a vocabulary, not a model/],
     [
       ["generate", "--model", modelPath, "--prompt", "hi", "--adapter", join(dir, "nope")],
-      /--adapter: no such file/,
+      /adapter .*nope: no such file or directory/,
     ],
     [["generate", "--model", modelPath, "--prompt", "hi", "--temperature", "-1"], /temperature must be/],
     [["generate", "--model", modelPath, "--prompt", "hi", "--adapter", modelPath], /not a LoRA adapter/],

@@ -5,7 +5,7 @@ import { InputError } from "../util/errors.js";
 import {
   adapterFor,
   forward,
-  HEAD_CHUNK_ROWS,
+  headChunkRows,
   headChunks,
   ropeTableFor,
   type Activations,
@@ -16,7 +16,7 @@ import {
   type LoraActs,
 } from "./forward.js";
 import type { LoraGradPair, LoraGrads } from "./lora.js";
-import { f32Matrix, type FArray, type Numerics } from "./numerics.js";
+import { f32Matrix, f32Numerics, type FArray, type Numerics } from "./numerics.js";
 import {
   attentionBackward,
   crossEntropyBackwardInPlace,
@@ -158,7 +158,8 @@ function layerBackward(
   const dxn2 = nm.alloc(n * H); // [n, H]
   lin(dxn2, dGate, a.xn2, w.wGate, "gate_proj", g?.wGate);
   lin(dxn2, dUp, a.xn2, w.wUp, "up_proj", g?.wUp);
-  const dxMid = dxOut.slice(); // residual path
+  const dxMid = nm.alloc(n * H); // residual path
+  dxMid.set(dxOut);
   rmsnormBackward(dxMid, g?.ffnNorm, dxn2, a.xMid, w.ffnNorm, a.rstd2, n, H);
 
   // attention block: xMid = xIn + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1)))
@@ -167,19 +168,7 @@ function layerBackward(
   const dq = nm.alloc(n * qDim); // [n, heads*hd]
   const dk = nm.alloc(n * kvDim); // [n, kvHeads*hd]
   const dv = nm.alloc(n * kvDim); // [n, kvHeads*hd]
-  attentionBackward(
-    dq,
-    dk,
-    dv,
-    dAtt,
-    a.q,
-    a.k,
-    a.v,
-    batch,
-    shape,
-    { data: a.probs, offsets: acts.probOffsets },
-    scratch,
-  );
+  attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, acts.plan, shape, a.probs, scratch, nm.heap);
   const table = ropeTableFor(model, 0);
   applyRope(dq, n, s.numHeads, s.headDim, batch.positions, table, true);
   applyRope(dk, n, s.numKvHeads, s.headDim, batch.positions, table, true);
@@ -256,6 +245,16 @@ export function lossOf(
   seqs: readonly TrainSequence[],
   opts: ForwardOptions = {},
 ): LossResult {
+  const nm = opts.numerics ?? f32Numerics();
+  const mark = nm.mark();
+  try {
+    return lossOfIn(model, seqs, { ...opts, numerics: nm });
+  } finally {
+    nm.release(mark);
+  }
+}
+
+function lossOfIn(model: EngineWeights, seqs: readonly TrainSequence[], opts: ForwardOptions): LossResult {
   const acts = forward(
     model,
     seqs.map((s) => s.ids),
@@ -281,6 +280,20 @@ export function lossAndGrad(
   seqs: readonly TrainSequence[],
   opts: BackwardOptions = {},
 ): LossResult {
+  const nm = opts.numerics ?? f32Numerics();
+  const mark = nm.mark();
+  try {
+    return lossAndGradIn(model, seqs, { ...opts, numerics: nm });
+  } finally {
+    nm.release(mark);
+  }
+}
+
+function lossAndGradIn(
+  model: EngineWeights,
+  seqs: readonly TrainSequence[],
+  opts: BackwardOptions,
+): LossResult {
   const acts = forward(
     model,
     seqs.map((s) => s.ids),
@@ -300,7 +313,7 @@ export function lossAndGrad(
 
   // output head, fused with its backward chunk by chunk: the [rows, vocab] logits are never all in memory
   const dxnF = nm.alloc(n * H); // [n, H]
-  const dxc = nm.alloc(Math.min(count, HEAD_CHUNK_ROWS) * H);
+  const dxc = nm.alloc(Math.min(count, headChunkRows(nm)) * H);
   let lossSum = 0;
   let o = 0;
   headChunks(model, nm, acts.xnF, rows, (logits, chunkRows, xc) => {
@@ -322,9 +335,7 @@ export function lossAndGrad(
   rmsnormBackward(dx, bg?.outputNorm, dxnF, acts.xOut, model.outputNorm, acts.rstdF, n, H);
 
   // layers, last to first
-  let maxPos = 0;
-  for (let i = 0; i < n; i++) maxPos = Math.max(maxPos, acts.batch.positions[i] + 1);
-  const scratch = nm.alloc(maxPos);
+  const scratch = nm.alloc(acts.plan.maxBlock);
   for (let l = s.numLayers - 1; l >= 0; l--)
     dx = layerBackward(nm, model, l, acts.layers[l], acts, dx, opts, scratch);
 

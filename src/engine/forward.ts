@@ -5,13 +5,16 @@ import { InputError } from "../util/errors.js";
 import { dequantizeRow } from "./kernels/reference.js";
 import { dropoutMask, loraScale, mixSeed } from "./lora.js";
 import { f32Matrix, f32Numerics, type FArray, type Numerics } from "./numerics.js";
+import type { FastKernels } from "./kernels/fast.js";
+import { getKernels } from "./kernels/index.js";
 import {
   attentionForward,
+  attentionPlan,
   logSumExp,
-  probOffsets,
   rmsnormForward,
   swigluForward,
   type AttentionLayout,
+  type AttentionPlan,
   type AttentionShape,
 } from "./ops.js";
 import { applyRope, RopeTable } from "./rope.js";
@@ -71,7 +74,7 @@ export interface LayerActs {
   q: FArray; // [n, heads*headDim] after rope
   k: FArray; // [n, kvHeads*headDim] after rope
   v: FArray; // [n, kvHeads*headDim]
-  probs: FArray; // softmax rows, see probOffsets (empty when not kept)
+  probs: FArray; // saved softmax, laid out as AttentionPlan says (empty when not kept)
   att: FArray; // [n, heads*headDim] attention output before wo
   xMid: FArray; // [n, hidden] xIn + attention block
   xn2: FArray; // [n, hidden] ffn_norm(xMid)
@@ -91,7 +94,8 @@ export interface Activations {
   batch: RowBatch;
   /** Start row of each sequence (training batches are packed back to back, no padding). */
   seqOffsets: number[];
-  probOffsets: Int32Array;
+  /** Attention segments of the batch and the layout of each layer's saved softmax. */
+  plan: AttentionPlan;
   layers: LayerActs[]; // empty when activations are not kept
   xOut: FArray; // [n, hidden] residual stream after the last layer
   xnF: FArray; // [n, hidden] output_norm(xOut): the head's input
@@ -182,10 +186,65 @@ export function linearForward(
   const hs = nm.alloc(n * rank); // [n, rank]
   nm.matmul(hs, xd, f32Matrix(pair.a, rank, pair.in), n);
   for (let i = 0; i < hs.length; i++) hs[i] *= scale;
-  const delta = nm.alloc(n * pair.out); // [n, out]
-  nm.matmul(delta, hs, f32Matrix(pair.b, pair.out, rank), n);
-  for (let i = 0; i < delta.length; i++) out[i] += delta[i];
+  const heap = nm.heap;
+  if (heap && out instanceof Float32Array && heap.inHeap(out) && heap.inHeap(hs)) {
+    // out += hs Bᵀ straight into the output (B copied into the heap when it lives elsewhere: out x rank floats)
+    const b = inHeapOrCopy(nm, heap, pair.b);
+    heap.gemm(
+      n,
+      pair.out,
+      rank,
+      heap.addr(hs),
+      rank * 4,
+      4,
+      heap.addr(b),
+      rank * 4,
+      true,
+      heap.addr(out),
+      pair.out * 4,
+      true,
+    );
+  } else {
+    const delta = nm.alloc(n * pair.out); // [n, out]
+    nm.matmul(delta, hs, f32Matrix(pair.b, pair.out, rank), n);
+    for (let i = 0; i < delta.length; i++) out[i] += delta[i];
+  }
   keep?.({ mask, xd, hs });
+}
+
+/** `a` itself when it lives in the heap, else a copy in the numerics' arena. */
+export function inHeapOrCopy(nm: Numerics, heap: FastKernels, a: Float32Array): Float32Array {
+  if (heap.inHeap(a)) return a;
+  const c = nm.alloc(a.length) as Float32Array;
+  c.set(a);
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Frozen weights in the kernel heap.
+
+const placedModels = new WeakMap<ModelWeights, FastKernels>();
+
+/**
+ * Moves every matrix of `model` into the kernel heap (once per model and heap; the model object is updated in
+ * place, tied embeddings stay one matrix), so the kernels never copy a weight. Called at load when the fast
+ * kernels are in use, and by every float32 pass that runs on a heap.
+ */
+export function placeWeights(model: ModelWeights, heap: FastKernels): void {
+  if (placedModels.get(model) === heap) return;
+  const tied = model.output === model.tokenEmbd;
+  model.tokenEmbd = heap.place(model.tokenEmbd);
+  model.output = tied ? model.tokenEmbd : heap.place(model.output);
+  for (const l of model.layers) {
+    l.wq = heap.place(l.wq);
+    l.wk = heap.place(l.wk);
+    l.wv = heap.place(l.wv);
+    l.wo = heap.place(l.wo);
+    l.wGate = heap.place(l.wGate);
+    l.wUp = heap.place(l.wUp);
+    l.wDown = heap.place(l.wDown);
+  }
+  placedModels.set(model, heap);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -246,7 +305,8 @@ function layerForward(
   xOut: FArray,
   batch: RowBatch,
   opts: ForwardOptions,
-  probs: { data: FArray; offsets: Int32Array } | undefined,
+  plan: AttentionPlan,
+  probs: FArray | undefined,
   store: KVStore | undefined,
   scratch: FArray,
 ): void {
@@ -279,7 +339,7 @@ function layerForward(
     kStore = store.k;
     vStore = store.v;
   }
-  attentionForward(a.att, a.q, kStore, vStore, batch, shape, scratch, probs); // [n, heads*hd]
+  attentionForward(a.att, a.q, kStore, vStore, plan, shape, scratch, probs, nm.heap); // [n, heads*hd]
   linearForward(nm, a.xMid, a.att, n, w.wo, undefined, ad("o_proj"), keep("o_proj")); // [n, H]
   for (let i = 0; i < n * H; i++) a.xMid[i] += a.xIn[i];
 
@@ -307,12 +367,13 @@ export function forwardRows(
   const n = batch.n;
   const H = s.hiddenSize;
   checkTokens(batch.tokens, s.vocabSize);
+  if (nm.heap) placeWeights(model, nm.heap);
   let maxPos = 0;
   for (let i = 0; i < n; i++) maxPos = Math.max(maxPos, batch.positions[i] + 1);
   ropeTableFor(model, maxPos);
   const keepActs = opts.keepActivations ?? false;
-  const { offsets, total } = probOffsets(batch, s.numHeads);
-  const scratch = nm.alloc(maxPos);
+  const plan = attentionPlan(batch, s.numHeads);
+  const scratch = nm.alloc(plan.maxBlock);
 
   // token embedding: x[i] = tokenEmbd[token_i]
   const x0 = nm.alloc(n * H);
@@ -323,19 +384,19 @@ export function forwardRows(
   const shared = keepActs ? undefined : allocLayerActs(nm, model, n, 0, x0);
   let x = x0;
   for (let l = 0; l < s.numLayers; l++) {
-    const a = shared ?? allocLayerActs(nm, model, n, total, x);
+    const a = shared ?? allocLayerActs(nm, model, n, plan.probTotal, x);
     a.lora = {};
     a.xIn = x;
     const xOut = nm.alloc(n * H);
-    const probs = keepActs ? { data: a.probs, offsets } : undefined;
-    layerForward(nm, model, l, a, xOut, batch, opts, probs, opts.stores?.[l], scratch);
+    const probs = keepActs ? a.probs : undefined;
+    layerForward(nm, model, l, a, xOut, batch, opts, plan, probs, opts.stores?.[l], scratch);
     if (keepActs) layers.push(a);
     x = xOut;
   }
   const xnF = nm.alloc(n * H);
   const rstdF = nm.alloc(n);
   rmsnormForward(xnF, rstdF, x, model.outputNorm, n, H, s.rmsNormEps);
-  return { batch, seqOffsets, probOffsets: offsets, layers, xOut: x, xnF, rstdF, numerics: nm };
+  return { batch, seqOffsets, plan, layers, xOut: x, xnF, rstdF, numerics: nm };
 }
 
 /** Batched full-sequence forward over packed sequences, keeping activations for backward. */
@@ -351,8 +412,13 @@ export function forward(
 // ---------------------------------------------------------------------------------------------------------
 // Output head.
 
-/** Rows the head processes per matmul: bounds the [rows, vocab] logits buffer. */
+/** Rows the head processes per matmul: bounds the [rows, vocab] logits buffer (more on the fast kernels, whose
+ * cost per product includes a pass over the whole vocabulary matrix). */
 export const HEAD_CHUNK_ROWS = 32;
+export const HEAD_CHUNK_ROWS_FAST = 256;
+export function headChunkRows(nm: Numerics): number {
+  return nm.heap ? HEAD_CHUNK_ROWS_FAST : HEAD_CHUNK_ROWS;
+}
 
 /**
  * Logits of the selected rows of xn [*, hidden], chunk by chunk: visit(logits [c, vocab], rows) for each
@@ -367,7 +433,7 @@ export function headChunks(
 ): void {
   const H = model.spec.hiddenSize;
   const V = model.output.rows;
-  const cap = Math.min(HEAD_CHUNK_ROWS, rows.length);
+  const cap = Math.min(headChunkRows(nm), rows.length);
   const xc = nm.alloc(cap * H);
   const logits = nm.alloc(cap * V);
   for (let start = 0; start < rows.length; start += cap) {
@@ -421,6 +487,22 @@ export function scoreTokens(
   }
   const seqs = requests.map((r) => r.ids.slice(0, r.end));
   const { batch, seqOffsets } = packSequences(seqs);
+  const nm = opts.numerics ?? f32Numerics();
+  const mark = nm.mark();
+  try {
+    return scoreRows(model, requests, batch, seqOffsets, { ...opts, numerics: nm });
+  } finally {
+    nm.release(mark);
+  }
+}
+
+function scoreRows(
+  model: EngineWeights,
+  requests: readonly ScoreRequest[],
+  batch: RowBatch,
+  seqOffsets: number[],
+  opts: ForwardOptions,
+): Float64Array[] {
   const acts = forwardRows(model, batch, seqOffsets, {
     ...opts,
     dropoutSeed: undefined,
@@ -472,7 +554,17 @@ export function perplexity(logps: ArrayLike<number>): number {
 // ---------------------------------------------------------------------------------------------------------
 // KV-cached incremental decoding.
 
-/** Keys and values of up to maxSeqs sequences of up to maxLen positions, per layer (float32). */
+// KV caches in the kernel heap give their blocks back when the cache is collected (or at dispose()).
+const cacheFinalizer = new FinalizationRegistry<{ heap: FastKernels; blocks: number[] }>(
+  ({ heap, blocks }) => {
+    for (const at of blocks) heap.freeBytes(at);
+  },
+);
+
+/**
+ * Keys and values of up to maxSeqs sequences of up to maxLen positions, per layer (float32). With the fast kernels
+ * the cache lives in their heap, so attention reads it in place.
+ */
 export class KVCache {
   readonly k: Float32Array[];
   readonly v: Float32Array[];
@@ -484,13 +576,30 @@ export class KVCache {
     model: ModelWeights,
     readonly maxSeqs: number,
     readonly maxLen: number,
+    kernels = getKernels(),
   ) {
     const s = model.spec;
     this.kvDim = s.numKvHeads * s.headDim;
     const size = maxSeqs * maxLen * this.kvDim;
-    this.k = Array.from({ length: s.numLayers }, () => new Float32Array(size));
-    this.v = Array.from({ length: s.numLayers }, () => new Float32Array(size));
+    const heap = kernels.heap;
+    const alloc = heap ? () => heap.allocF32(size) : () => new Float32Array(size);
+    this.k = Array.from({ length: s.numLayers }, alloc);
+    this.v = Array.from({ length: s.numLayers }, alloc);
     this.lengths = new Int32Array(maxSeqs);
+    if (heap) {
+      this.heap = heap;
+      cacheFinalizer.register(this, { heap, blocks: [...this.k, ...this.v].map((a) => a.byteOffset) }, this);
+    }
+  }
+
+  private heap: FastKernels | undefined;
+
+  /** Gives heap memory back now (the cache must not be used afterwards); otherwise it goes when collected. */
+  dispose(): void {
+    if (!this.heap) return;
+    cacheFinalizer.unregister(this);
+    for (const a of [...this.k, ...this.v]) this.heap.free(a);
+    this.heap = undefined;
   }
 
   /** Forget a sequence slot's tokens. */
@@ -555,12 +664,17 @@ export function decode(
   const stores = cache.k.map((k, l) => ({ k, v: cache.v[l] }));
   const nm = opts.numerics ?? f32Numerics();
   if (nm.precision !== "f32") throw new InputError("decode runs in float32 (the KV cache is float32)");
-  const acts = forwardRows(model, { n, tokens, positions, kvRow0 }, [], {
-    lora: opts.lora,
-    numerics: nm,
-    stores,
-  });
-  for (const e of entries) cache.lengths[e.seq] += e.tokens.length;
-  const rows = opts.allLogits ? Array.from({ length: n }, (_, i) => i) : lastRows;
-  return logitsOf(model, acts, rows);
+  const mark = nm.mark();
+  try {
+    const acts = forwardRows(model, { n, tokens, positions, kvRow0 }, [], {
+      lora: opts.lora,
+      numerics: nm,
+      stores,
+    });
+    for (const e of entries) cache.lengths[e.seq] += e.tokens.length;
+    const rows = opts.allLogits ? Array.from({ length: n }, (_, i) => i) : lastRows;
+    return logitsOf(model, acts, rows);
+  } finally {
+    nm.release(mark);
+  }
 }

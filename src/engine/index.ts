@@ -21,6 +21,7 @@ export {
   logprobs,
   scoreTokens,
   perplexity,
+  placeWeights,
   packSequences,
   type Activations,
   type DecodeEntry,
@@ -61,5 +62,13 @@ export {
   type TrainRunOptions,
 } from "./train.js";
 export { f32Numerics, f64Numerics, type FArray, type Numerics } from "./numerics.js";
-export { getKernels, referenceKernels, type Kernels } from "./kernels/index.js";
+export {
+  getKernels,
+  setKernels,
+  initKernels,
+  disposeKernels,
+  ensureFastKernels,
+  referenceKernels,
+  type Kernels,
+} from "./kernels/index.js";
 export { RopeTable, ropeModeFor, llama3RopeFactors, type RopeMode } from "./rope.js";

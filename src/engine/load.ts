@@ -7,7 +7,8 @@ import { openHFCheckpoint, type HFCheckpoint } from "../formats/hf/index.js";
 import { specFromGGUF } from "../formats/model-gguf.js";
 import type { ModelSpec } from "../formats/model-spec.js";
 import { InputError } from "../util/errors.js";
-import type { EngineWeights } from "./forward.js";
+import { placeWeights, type EngineWeights } from "./forward.js";
+import { getKernels } from "./kernels/index.js";
 import { dequantizeRow } from "./kernels/reference.js";
 import type { LayerWeights, Matrix } from "./types.js";
 
@@ -22,6 +23,14 @@ export interface LoadOptions {
 
 /** Load from a .gguf file or a Hugging Face checkpoint directory (config.json + safetensors). */
 export function loadModelWeights(path: string, opts: LoadOptions = {}): EngineWeights {
+  const model = loadModelWeightsAnywhere(path, opts);
+  // With the fast kernels in use, frozen weights go into their heap once, here (the loaded copies are dropped).
+  const heap = getKernels().heap;
+  if (heap) placeWeights(model, heap);
+  return model;
+}
+
+function loadModelWeightsAnywhere(path: string, opts: LoadOptions): EngineWeights {
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();

@@ -3,6 +3,7 @@
 
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
+import { ensureFastKernels } from "../../engine/index.js";
 import type { ChatMessage } from "../../formats/chat/index.js";
 import { encodeChatPrompt } from "../../formats/chat/index.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
@@ -15,6 +16,7 @@ import { intOption, numberOption } from "../options.js";
 import { readMessages } from "./tokenize.js";
 
 interface GenerateFlags {
+  threads?: number;
   model: string;
   adapter?: string;
   prompt?: string;
@@ -58,6 +60,7 @@ export function registerGenerateCommand(program: Command): void {
       "\nExamples:\n  buckle generate --model tiny.gguf --prompt 'Hello' --max-tokens 32 --seed 1\n" +
         "  buckle generate --model tiny.gguf --adapter out/adapter.gguf --chat chat.json -n 4 --json\n",
     )
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
     .action(async (flags: GenerateFlags) => {
       if ((flags.prompt === undefined) === (flags.chat === undefined))
         throw new InputError("give exactly one of --prompt <text> or --chat <messages.json>");
@@ -66,6 +69,7 @@ export function registerGenerateCommand(program: Command): void {
       if (flags.raw && flags.system !== undefined)
         throw new InputError("--system needs the chat template; leave out --raw");
       if (!(flags.n >= 1)) throw new InputError(`--n must be at least 1, got ${flags.n}`);
+      await ensureFastKernels(flags.threads);
       const { model, tokenizer, template, lora } = loadModelAndAdapter(flags.model, flags.adapter);
 
       let promptIds: number[];
@@ -153,4 +157,3 @@ export function loadModelAndAdapter(
   const lora = adapterPath === undefined ? undefined : readLoraAdapter(adapterPath, model.spec);
   return { ...tt, model, lora };
 }
-

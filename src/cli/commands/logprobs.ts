@@ -2,6 +2,8 @@
 // the chat is rendered with the model's template and only the response's own tokens are scored.
 
 import type { Command } from "commander";
+import { intOption } from "../options.js";
+import { ensureFastKernels } from "../../engine/index.js";
 import type { ChatMessage } from "../../formats/chat/index.js";
 import { renderWithSpans } from "../../formats/chat/index.js";
 import { logprobs, perplexity } from "../../engine/index.js";
@@ -9,6 +11,7 @@ import { InputError } from "../../util/errors.js";
 import { loadModelAndAdapter } from "./generate.js";
 
 interface LogprobsFlags {
+  threads?: number;
   model: string;
   backend: string;
   prompt: string;
@@ -33,13 +36,15 @@ export function registerLogprobsCommand(program: Command): void {
       "after",
       "\nExample:\n  buckle logprobs --model tiny.gguf --backend native --prompt 'Hi' --response 'Hello!' --json\n",
     )
-    .action((flags: LogprobsFlags) => {
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .action(async (flags: LogprobsFlags) => {
       if (flags.backend !== "native") {
         throw new InputError(`--backend ${flags.backend} is not available: only "native" works for now`, {
           hint: "the llamacpp and openai backends come with the model-backends work; use --backend native",
         });
       }
       if (flags.response === "") throw new InputError("--response is empty: there is nothing to score");
+      await ensureFastKernels(flags.threads);
       const { model, tokenizer, template, lora } = loadModelAndAdapter(flags.model, flags.adapter);
       const messages: ChatMessage[] = [
         ...(flags.system !== undefined ? [{ role: "system" as const, content: flags.system }] : []),

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { Command } from "commander";
+import { ensureFastKernels } from "../../engine/index.js";
 import { readSftFile, type SftExample } from "../../data/sft.js";
 import { renderWithSpans, type ChatTemplate } from "../../formats/chat/index.js";
 import type { Tokenizer } from "../../formats/tokenizer/index.js";
@@ -27,6 +28,7 @@ import { intOption, numberOption } from "../options.js";
 import { loadModelAndAdapter } from "./generate.js";
 
 interface TrainFlags {
+  threads?: number;
   model: string;
   data: string;
   output: string;
@@ -103,6 +105,7 @@ export function registerTrainCommand(program: Command): void {
         "Writes <dir>/adapter.gguf (llama.cpp LoRA), <dir>/peft/ (PEFT), <dir>/train-config.json and\n" +
         "<dir>/checkpoints/. Progress goes to stderr; Ctrl-C stops after the current step.\n",
     )
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
     .action(async (flags: TrainFlags) => {
       const maxSteps = flags.maxSteps;
       if (maxSteps !== undefined && maxSteps < 1)
@@ -123,6 +126,7 @@ export function registerTrainCommand(program: Command): void {
       }
       config.checkpointDir = checkpointDir;
 
+      await ensureFastKernels(flags.threads);
       const { model, tokenizer, template } = loadModelAndAdapter(flags.model, undefined);
       const spec = model.spec;
       const log = (s: string) => process.stderr.write(s + "\n");

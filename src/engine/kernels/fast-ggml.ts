@@ -153,7 +153,7 @@ function bind(): Bindings {
 export class GgmlKernels implements Kernels {
   readonly name = "fast-ggml";
   readonly threads: number;
-  private readonly heap: FastKernels;
+  readonly heap: FastKernels;
   private readonly f: Record<string, (...args: unknown[]) => unknown>;
   private readonly koffi: Koffi;
   private readonly backend: unknown;

@@ -118,6 +118,10 @@ for (;;) {
 /** The WebAssembly SIMD kernel set with its heap. One per process is enough: use `fastKernels`. */
 export class FastKernels implements Kernels {
   readonly name = "fast-wasm";
+  /** The Kernels contract's heap: this kernel set owns it. */
+  get heap(): FastKernels {
+    return this;
+  }
   readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   private readonly module: WebAssembly.Module;
@@ -364,6 +368,46 @@ export class FastKernels implements Kernels {
   private checkType(w: Matrix): void {
     if (w.type === "q8_0" && w.cols % 32 !== 0)
       throw new RangeError("fast kernels: q8_0 needs cols % 32 == 0");
+  }
+
+  // ---------------------------------------------------------------- strided GEMM on heap addresses
+
+  /**
+   * C[M][N] (+)= A · B on heap byte addresses, for products that are not weight products (attention, LoRA):
+   * A(i, t) = f32 at a + i*ars + t*aks; B(t, j) = f32 at b + j*ldb + t*4 when bT ("nk": B is stored as rows of
+   * length K, like a weight) or at b + t*ldb + j*4 otherwise ("kn"); C(i, j) at c + i*ldc + j*4.
+   * Every operand must already live in the heap (use `inHeap`/`addr`); accum adds into C, else overwrites.
+   */
+  gemm(
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    ars: number,
+    aks: number,
+    b: number,
+    ldb: number,
+    bT: boolean,
+    c: number,
+    ldc: number,
+    accum: boolean,
+  ): void {
+    if (M === 0 || N === 0) return;
+    if (K === 0) {
+      if (!accum) for (let i = 0; i < M; i++) new Float32Array(this.buf(), c + i * ldc, N).fill(0);
+      return;
+    }
+    this.run(
+      bT ? PACK_INDEX.f32 : PACK_INDEX.f32 + 1,
+      [a, ars, aks, b, ldb, N, K, M, c, ldc, accum ? 1 : 0],
+      2 * M * N * K,
+    );
+  }
+
+  /** Byte address of a heap view (throws when the view is not in the heap). */
+  addr(view: HeapView | Float64Array): number {
+    if (!this.inHeap(view)) throw new Error("fast kernels: view is not in the heap");
+    return view.byteOffset;
   }
 
   // ---------------------------------------------------------------- the Kernels contract

@@ -1,7 +1,9 @@
 // The kernel contract: the matrix products forward and backward passes are made of, as one swappable object.
-// getKernels() picks the implementation; the reference set is plain TypeScript, a fast set can replace it.
+// getKernels() picks the implementation: the reference set (plain TypeScript) until initKernels() starts the fast
+// WebAssembly set, which then serves every float32 pass. The float64 gradient checks never use kernels.
 
 import type { Matrix } from "../types.js";
+import { getFastKernels, type FastInitOptions, type FastKernels } from "./fast.js";
 import { referenceKernels } from "./reference.js";
 
 /**
@@ -23,11 +25,49 @@ export interface Kernels {
     rows: number,
     cols: number,
   ): void;
+  /**
+   * Present on kernel sets that own a heap (the WebAssembly set and the ggml set on top of it): the engine then
+   * places frozen weights there once, allocates activations there, and runs attention through `heap.gemm`.
+   */
+  readonly heap?: FastKernels;
 }
 
 export { referenceKernels } from "./reference.js";
 
-/** The kernels the engine uses by default. */
+let current: Kernels = referenceKernels;
+
+/** The kernels the engine uses by default: the reference set until initKernels() (or setKernels) is called. */
 export function getKernels(): Kernels {
-  return referenceKernels;
+  return current;
+}
+
+/** Make `k` the default kernel set (tests, benchmarks, the ggml route). */
+export function setKernels(k: Kernels): void {
+  current = k;
+}
+
+/** Start the fast WebAssembly kernels with `threads` threads (default 2) and make them the default set. */
+export async function initKernels(opts: FastInitOptions = {}): Promise<FastKernels> {
+  const k = getFastKernels();
+  await k.init(opts);
+  current = k;
+  return k;
+}
+
+/** Stop the fast kernels' worker threads and go back to the reference set. */
+export async function disposeKernels(): Promise<void> {
+  if (current.heap) await current.heap.dispose();
+  current = referenceKernels;
+}
+
+/**
+ * Make sure the fast kernels are the default, starting them once per process with `threads` threads
+ * (default: the machine's parallelism). Every entry point that runs the engine for real calls this.
+ */
+export async function ensureFastKernels(threads?: number): Promise<Kernels> {
+  if (current === referenceKernels) {
+    const { availableParallelism } = await import("node:os");
+    await initKernels({ threads: Math.max(1, threads ?? availableParallelism()) });
+  }
+  return current;
 }

@@ -3,7 +3,13 @@
 
 import { statSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { loadModelWeights, scoreTokens, type EngineWeights, type LoraWeights } from "../../engine/index.js";
+import {
+  ensureFastKernels,
+  loadModelWeights,
+  scoreTokens,
+  type EngineWeights,
+  type LoraWeights,
+} from "../../engine/index.js";
 import { readLoraAdapter } from "../../engine/adapters/index.js";
 import { generate as engineGenerate, type GenerateRequest as EngineRequest } from "../../engine/generate.js";
 import { encodeChatPrompt, type ChatTemplate } from "../../formats/chat/index.js";
@@ -30,6 +36,8 @@ export interface NativeModelOptions {
   adapters?: { path: string; scale?: number }[];
   /** Sequences generated together per batch (bounds KV-cache memory). Default 16. */
   parallel?: number;
+  /** CPU threads for the engine's kernels (started once per process; default: all cores). */
+  threads?: number;
   /** Tokens scored per forward pass when computing log-probs (bounds activation memory). Default 4096. */
   scoreTokensPerPass?: number;
 }
@@ -159,6 +167,7 @@ export async function createNativeModel(options: NativeModelOptions): Promise<La
       hint: "merge the others into the base first (buckle train --merge, or mergeLoraIntoGGUF)",
     });
   }
+  await ensureFastKernels(options.threads);
   const weights = loadModelWeights(path);
   const { tokenizer, template } = loadTokenizerAndTemplate(path);
   let lora: LoraWeights | undefined;

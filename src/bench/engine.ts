@@ -1,0 +1,287 @@
+// Engine benchmark on the SmolLM2-135M shape (llama, hidden 576, ffn 1536, 30 layers, 9/3 heads, StarCoder vocab
+// of 49,152 tokens, tied embeddings, random f32 weights), 2 threads, next to its peers measured in the same run:
+//  (a) LoRA r=16 alpha=32 on all seven projections, AdamW, batch 4 x 256: training tokens/s and peak RSS,
+//      next to PyTorch (src/bench/peers/torch_lora_bench.py on /usr/bin/python3, skipped when torch is missing);
+//  (b) scoring: log-prob at every position of 4 x 256 tokens, next to llama.cpp (node-llama-cpp, same GGUF);
+//  (c) single-sequence generation tokens/s, next to llama.cpp.
+// Usage: node dist/bench/engine.js [--steps 3] [--gen 64] [--threads 2] [--no-torch] [--no-llama]
+// or `npm run bench -- --only engine`. Prints one JSON object on stdout, progress on stderr.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { decode, KVCache, scoreTokens } from "../engine/forward.js";
+import { disposeKernels, initKernels } from "../engine/kernels/index.js";
+import { loadModelWeights } from "../engine/load.js";
+import { f32Numerics } from "../engine/numerics.js";
+import { train } from "../engine/train.js";
+import { LORA_TARGETS } from "../engine/types.js";
+import { createRandomModel } from "../models/factory.js";
+import { Rng } from "../util/random.js";
+
+export interface EngineBenchOptions {
+  threads?: number;
+  /** Training steps (the first one is a warm-up and not timed). */
+  steps?: number;
+  /** Generated tokens. */
+  gen?: number;
+  torch?: boolean;
+  llama?: boolean;
+  log?: (s: string) => void;
+}
+
+export const ENGINE_BENCH_CONFIG = {
+  model:
+    "SmolLM2-135M shape: llama, hidden 576, ffn 1536, 30 layers, 9 heads, 3 kv heads, vocab builtin:starcoder (49152), tied embeddings, f32, random init (std 0.02)",
+  lora: { rank: 16, alpha: 32, dropout: 0, targets: [...LORA_TARGETS] },
+  optimizer: "AdamW lr 1e-4, weight decay 0, grad-norm clip 1 (ours)",
+  batch: "4 sequences x 256 tokens (loss on every token)",
+  scoring: "log p at every position of 4 x 256 tokens",
+  generation:
+    "1 sequence, 16-token prompt, then N tokens one at a time (ours greedy; llama.cpp T 0.8 top-p 0.9)",
+};
+
+type Json = Record<string, unknown>;
+
+function rssMB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+function runPython(script: string, arg: Json): Promise<Json> {
+  return new Promise((res) => {
+    const py = "/usr/bin/python3";
+    if (!existsSync(py)) return res({ skipped: "no /usr/bin/python3" });
+    const p = spawn(py, [script, JSON.stringify(arg)], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.on("close", (code) => {
+      try {
+        res(JSON.parse(out.trim().split("\n").pop() ?? "") as Json);
+      } catch {
+        res({ skipped: `torch peer failed (exit ${code}): ${err.slice(-500)}` });
+      }
+    });
+  });
+}
+
+async function llamaPeer(
+  path: string,
+  threads: number,
+  seqs: number[][],
+  gen: number,
+  log: (s: string) => void,
+): Promise<Json> {
+  let mod: typeof import("node-llama-cpp");
+  try {
+    mod = await import("node-llama-cpp");
+  } catch (e) {
+    return { skipped: `node-llama-cpp unavailable: ${(e as Error).message}` };
+  }
+  const llama = await mod.getLlama({ gpu: false, build: "never", logLevel: mod.LlamaLogLevel.error });
+  try {
+    const model = await llama.loadModel({ modelPath: path });
+    const out: Json = { peer: "llama.cpp via node-llama-cpp (prebuilt CPU binaries), f32 GGUF, F32 logits" };
+    // (b) scoring: 4 sequences in one context, evaluated together so llama.cpp batches them
+    {
+      const T = seqs[0].length;
+      const ctx = await model.createContext({
+        contextSize: seqs.length * (T + 16),
+        sequences: seqs.length,
+        batchSize: seqs.length * T,
+        threads,
+      });
+      const run = async () => {
+        const t0 = performance.now();
+        await Promise.all(
+          seqs.map(async (ids, k) => {
+            const seq = ctx.getSequence();
+            void k;
+            const items = ids
+              .slice(0, -1)
+              .map((tok, t) => [
+                tok as never,
+                {
+                  generateNext: {
+                    token: true,
+                    totalLogitWeight: true,
+                    logits: { filter: { tokens: [ids[t + 1] as never], includeSelected: true } },
+                  },
+                },
+              ]);
+            await seq.controlledEvaluate(items as never);
+            seq.dispose();
+          }),
+        );
+        return (performance.now() - t0) / 1000;
+      };
+      const times = [await run(), await run()];
+      out.scoreSeconds = times;
+      out.scoreTokensPerSecond = (seqs.length * T) / Math.min(...times);
+      await ctx.dispose();
+      log(`llama.cpp scoring: ${(out.scoreTokensPerSecond as number).toFixed(0)} tokens/s`);
+    }
+    // (c) generation, one sequence
+    for (const th of [threads, 1]) {
+      const ctx = await model.createContext({ contextSize: 512, sequences: 1, threads: th });
+      const seq = ctx.getSequence();
+      const prompt = seqs[0].slice(0, 16) as never[];
+      let n = 0;
+      let t0 = 0;
+      for await (const tok of seq.evaluate(prompt, { temperature: 0.8, topP: 0.9 })) {
+        void tok;
+        if (n === 0) t0 = performance.now();
+        if (++n > gen) break;
+      }
+      const s = (performance.now() - t0) / 1000;
+      out[`genTokensPerSecond_${th}thread${th > 1 ? "s" : ""}`] = gen / s;
+      log(`llama.cpp generation (${th} threads): ${(gen / s).toFixed(1)} tokens/s`);
+      await ctx.dispose();
+    }
+    await model.dispose();
+    return out;
+  } finally {
+    await llama.dispose();
+  }
+}
+
+/** Runs the engine benchmark and its peers; returns the JSON-ready result. */
+export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const threads = opts.threads ?? 2;
+  const steps = Math.max(2, opts.steps ?? 3);
+  const gen = opts.gen ?? 64;
+  const dir = mkdtempSync(join(tmpdir(), "buckle-bench-engine-"));
+  const result: Json = { config: { ...ENGINE_BENCH_CONFIG, threads, steps, gen } };
+  try {
+    const path = join(dir, "smollm2-135m-shape-f32.gguf");
+    const created = createRandomModel(
+      {
+        arch: "llama",
+        hiddenSize: 576,
+        intermediateSize: 1536,
+        numLayers: 30,
+        numHeads: 9,
+        numKvHeads: 3,
+        vocab: "builtin:starcoder",
+        seed: 1,
+        dtype: "f32",
+        tiedEmbeddings: true,
+        initStd: 0.02,
+        contextLength: 2048,
+      },
+      path,
+    );
+    log(`model: ${created.parameters} parameters, vocab ${created.spec.vocabSize}`);
+    const kernels = await initKernels({ threads });
+    result.kernels = `${kernels.name}${kernels.relaxed ? " (relaxed-simd)" : ""}, ${threads} threads`;
+    const model = loadModelWeights(path);
+    const rng = new Rng(1);
+    const seqs = Array.from({ length: 4 }, () =>
+      Array.from({ length: 256 }, () => rng.int(0, created.spec.vocabSize - 1)),
+    );
+    const ours: Json = {};
+    result.ours = ours;
+
+    // (a) training
+    const stepTimes: number[] = [];
+    let last = performance.now();
+    await train(
+      model,
+      seqs.map((ids) => ({ ids })),
+      { seed: 1, lora: ENGINE_BENCH_CONFIG.lora, learningRate: 1e-4, batchSize: 4, steps },
+      {
+        onProgress: (p) => {
+          const now = performance.now();
+          stepTimes.push((now - last) / 1000);
+          last = now;
+          log(
+            `train step ${p.step}/${steps}: ${stepTimes[stepTimes.length - 1].toFixed(2)} s, loss ${p.loss.toFixed(3)}`,
+          );
+        },
+      },
+    );
+    const timed = stepTimes.slice(1);
+    ours.trainStepSeconds = stepTimes;
+    ours.trainTokensPerSecond = 1024 / (timed.reduce((s, x) => s + x, 0) / timed.length);
+    ours.trainPeakRssMB = rssMB();
+
+    // (b) scoring
+    const nm = f32Numerics(kernels);
+    const reqs = seqs.map((ids) => ({ ids, start: 1, end: ids.length }));
+    const st: number[] = [];
+    for (let r = 0; r < 2; r++) {
+      const t0 = performance.now();
+      scoreTokens(model, reqs, { numerics: nm });
+      st.push((performance.now() - t0) / 1000);
+    }
+    ours.scoreSeconds = st;
+    ours.scoreTokensPerSecond = 1024 / Math.min(...st);
+    log(`ours scoring: ${(ours.scoreTokensPerSecond as number).toFixed(0)} tokens/s`);
+
+    // (c) generation (greedy: sampling is not what is measured)
+    const cache = new KVCache(model, 1, 512, kernels);
+    const V = created.spec.vocabSize;
+    let logits = decode(model, cache, [{ seq: 0, tokens: seqs[0].slice(0, 16) }], { numerics: nm });
+    const t0 = performance.now();
+    for (let i = 0; i < gen; i++) {
+      let best = 0;
+      for (let j = 1; j < V; j++) if (logits[j] > logits[best]) best = j;
+      logits = decode(model, cache, [{ seq: 0, tokens: [best] }], { numerics: nm });
+    }
+    ours.genTokensPerSecond = gen / ((performance.now() - t0) / 1000);
+    cache.dispose();
+    log(`ours generation: ${(ours.genTokensPerSecond as number).toFixed(1)} tokens/s`);
+    await disposeKernels();
+
+    // peers (after ours, one at a time)
+    if (opts.torch !== false) {
+      const script = resolve(
+        dirname(fileURLToPath(import.meta.url)),
+        "../../src/bench/peers/torch_lora_bench.py",
+      );
+      log("torch peer ...");
+      result.torch = await runPython(script, { threads, batch: 4, seq: 256, steps, rank: 16, alpha: 32 });
+    }
+    if (opts.llama !== false) {
+      log("llama.cpp peer ...");
+      result.llamaCpp = await llamaPeer(path, threads, seqs, gen, log);
+    }
+    const t = result.torch as Json | undefined;
+    const l = result.llamaCpp as Json | undefined;
+    const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" ? a / b : null);
+    result.ratios = {
+      trainVsTorch: ratio(ours.trainTokensPerSecond, t?.trainTokensPerSecond),
+      scoreVsTorch: ratio(ours.scoreTokensPerSecond, t?.scoreTokensPerSecond),
+      scoreVsLlamaCpp: ratio(ours.scoreTokensPerSecond, l?.scoreTokensPerSecond),
+      genVsLlamaCpp: ratio(ours.genTokensPerSecond, l?.[`genTokensPerSecond_${threads}threads`]),
+    };
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const { values } = parseArgs({
+    options: {
+      steps: { type: "string", default: "3" },
+      gen: { type: "string", default: "64" },
+      threads: { type: "string", default: "2" },
+      "no-torch": { type: "boolean", default: false },
+      "no-llama": { type: "boolean", default: false },
+    },
+  });
+  const r = await benchEngine({
+    steps: Number(values.steps),
+    gen: Number(values.gen),
+    threads: Number(values.threads),
+    torch: !values["no-torch"],
+    llama: !values["no-llama"],
+  });
+  process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+}
