@@ -1,10 +1,12 @@
 // `npm run bench`: benchmarks and fuzzers; prints one JSON object on stdout, progress on stderr.
-// Usage: node dist/bench/main.js [--only fuzz,tokenizer] [--fuzz-cases 10000] [--seed 1]
+// Usage: node dist/bench/main.js [--only fuzz,tokenizer,engine] [--fuzz-cases 10000] [--seed 1]
 
 import { parseArgs } from "node:util";
 import { fuzzGGUF } from "../formats/gguf/index.js";
 import { fuzzSafetensors } from "../formats/safetensors/index.js";
+import { benchEngine } from "./engine.js";
 import { benchTokenizers } from "./tokenizer.js";
+import { benchBackends } from "./backends.js";
 import { packageVersion } from "../util/version.js";
 
 const { values } = parseArgs({
@@ -33,4 +35,6 @@ if (want("fuzz")) {
   results.fuzzSafetensors = fuzzSafetensors({ cases, seed, onProgress: progress("fuzz safetensors") });
 }
 if (want("tokenizer")) results.tokenizer = await benchTokenizers({ seed, strings: 2000 });
+if (only?.has("engine")) results.engine = await benchEngine();
+if (want("backends")) results.backends = await benchBackends({ seed });
 process.stdout.write(JSON.stringify(results, null, 2) + "\n");

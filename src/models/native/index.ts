@@ -12,11 +12,11 @@ import {
 } from "../../engine/index.js";
 import { readLoraAdapter } from "../../engine/adapters/index.js";
 import { generate as engineGenerate, type GenerateRequest as EngineRequest } from "../../engine/generate.js";
-import { encodeChatPrompt, type ChatTemplate } from "../../formats/chat/index.js";
+import type { ChatTemplate } from "../../formats/chat/index.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import type { Tokenizer } from "../../formats/tokenizer/index.js";
 import { InputError } from "../../util/errors.js";
-import { perplexityOf, responseSpan } from "../scoring.js";
+import { checkSampling, perplexityOf, promptIds, scoredIds } from "../requests.js";
 import type {
   BatchOptions,
   FinishReason,
@@ -57,21 +57,13 @@ class NativeModel implements LanguageModel {
     return this.modelInfo;
   }
 
-  private promptIds(r: GenerateRequest, i: number): number[] {
-    if ((r.messages === undefined) === (r.prompt === undefined)) {
-      throw new InputError(`generate request ${i}: give exactly one of messages or prompt`);
-    }
-    return r.messages !== undefined
-      ? encodeChatPrompt(this.template, r.messages, this.tokenizer)
-      : this.tokenizer.encode(r.prompt ?? "", { addSpecial: true });
-  }
-
   async generate(
     requests: readonly GenerateRequest[],
     options: BatchOptions = {},
   ): Promise<GenerateResult[]> {
+    requests.forEach((r, i) => checkSampling(r.sampling, i));
     const prepared: EngineRequest[] = requests.map((r, i) => ({
-      promptIds: this.promptIds(r, i),
+      promptIds: promptIds(r, i, this.tokenizer, this.template),
       sampling: {
         temperature: r.sampling.temperature,
         topK: r.sampling.topK,
@@ -123,9 +115,7 @@ class NativeModel implements LanguageModel {
     requests: readonly LogprobsRequest[],
     options: LogprobsOptions = {},
   ): Promise<LogprobsResult[]> {
-    const spans = requests.map((r, i) =>
-      responseSpan(this.tokenizer, this.template, r, `logprobs request ${i}`),
-    );
+    const spans = requests.map((r, i) => scoredIds(r, i, this.tokenizer, this.template));
     const results: LogprobsResult[] = new Array(requests.length);
     let i = 0;
     while (i < spans.length) {

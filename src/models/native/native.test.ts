@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRandomModel } from "../factory.js";
 import { createNativeModel } from "./index.js";
+import { scoredIds } from "../requests.js";
 import { loadModelWeights, logprobs as engineLogprobs } from "../../engine/index.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import { createRandomLora, writeGGUFLora } from "../../engine/adapters/index.js";
@@ -37,7 +38,7 @@ test("native backend: log-probs score exactly the response tokens, in any groupi
   ];
   const a = await model.logprobs(requests);
   const b = await big.logprobs(requests);
-  const { tokenizer } = loadTokenizerAndTemplate(modelPath);
+  const { tokenizer, template } = loadTokenizerAndTemplate(modelPath);
   const weights = loadModelWeights(modelPath);
   for (let i = 0; i < requests.length; i++) {
     assert.equal(a[i].tokens.length, a[i].logprobs.length);
@@ -45,12 +46,14 @@ test("native backend: log-probs score exactly the response tokens, in any groupi
       assert.ok(Math.abs(a[i].logprobs[t] - b[i].logprobs[t]) < 1e-5);
     assert.ok(a[i].perplexity > 1 && Number.isFinite(a[i].perplexity));
   }
-  // Raw prompt: prompt ids (with BOS) then the response's own ids; compare with the engine directly.
-  const promptIds = tokenizer.encode("The capital of France is", { addSpecial: true });
-  const responseIds = tokenizer.encode(" Paris.", { addSpecial: false });
-  assert.deepEqual(a[0].tokens, responseIds);
-  const direct = engineLogprobs(weights, [...promptIds, ...responseIds], promptIds.length);
-  for (let t = 0; t < responseIds.length; t++) assert.ok(Math.abs(direct[t] - a[0].logprobs[t]) < 1e-5);
+  // Raw prompt: prompt + response tokenized as one text (the shared rule of models/requests.ts); the
+  // scored tokens are the response's, and equal the engine's own log-probs of them.
+  const span = scoredIds(requests[0], 0, tokenizer, template);
+  assert.deepEqual(a[0].tokens, span.ids.slice(span.start, span.end));
+  // (SentencePiece decode drops the leading space of a sequence.)
+  assert.equal(tokenizer.decode(a[0].tokens), "Paris.");
+  const direct = engineLogprobs(weights, span.ids, span.start, span.end);
+  for (let t = 0; t < direct.length; t++) assert.ok(Math.abs(direct[t] - a[0].logprobs[t]) < 1e-5);
   // Chat: the scored tokens decode to the response.
   assert.equal(tokenizer.decode(a[1].tokens).trim(), "Blue, like the sky.");
   assert.equal(model.info().backend, "native");
