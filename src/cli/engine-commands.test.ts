@@ -199,6 +199,8 @@ test("train writes GGUF and PEFT adapters that generate and logprobs use", async
       "generate",
       "--model",
       modelPath,
+      "--backend",
+      "native",
       "--adapter",
       adapter,
       "--prompt",
@@ -274,17 +276,28 @@ test("engine commands: user errors say what was wrong and exit 2", async () => {
       /--schedule must be constant, cosine or linear/,
     ],
     [
-      ["logprobs", "--model", modelPath, "--backend", "llamacpp", "--prompt", "a", "--response", "b"],
-      /--backend llamacpp is not available[^]*model-backends work/,
+      ["logprobs", "--model", modelPath, "--backend", "gpu9", "--prompt", "a", "--response", "b"],
+      /--backend must be one of native, llamacpp, openai/,
+    ],
+    [
+      ["logprobs", "--model", modelPath, "--backend", "openai", "--prompt", "a", "--response", "b"],
+      /--backend openai needs an openai:<model>@<url> reference/,
     ],
     [["generate", "--model", modelPath], /exactly one of --prompt <text> or --chat/],
     [["generate", "--model", "builtin:llama-spm", "--prompt", "hi"], /is a vocabulary, not a model/],
     [
       ["generate", "--model", modelPath, "--prompt", "hi", "--adapter", join(dir, "nope")],
-      /adapter .*nope: no such file or directory/,
+      /--adapter: no such file or directory .*nope/,
     ],
     [["generate", "--model", modelPath, "--prompt", "hi", "--temperature", "-1"], /temperature must be/],
-    [["generate", "--model", modelPath, "--prompt", "hi", "--adapter", modelPath], /not a LoRA adapter/],
+    [
+      ["generate", "--model", modelPath, "--backend", "native", "--prompt", "hi", "--adapter", modelPath],
+      /not a LoRA adapter/,
+    ],
+    [
+      ["generate", "--model", modelPath, "--backend", "llamacpp", "--prompt", "hi", "--adapter", modelPath],
+      /not a LoRA adapter/,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => buckleAsync(...args)));
   cases.forEach(([args, pattern], i) => {

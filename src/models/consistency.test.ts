@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createRandomModel, type RandomModelOptions } from "./factory.js";
 import { createNativeModel } from "./native/index.js";
 import { createLlamaCppModel } from "./llamacpp/index.js";
-import { createRandomLora, writeGGUFLora } from "../engine/adapters/index.js";
+import { createRandomLora, writeGGUFLora, writePeftAdapter } from "../engine/adapters/index.js";
 import type { GenerateRequest, LanguageModel, LogprobsRequest } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "buckle-consistency-"));
@@ -97,7 +97,9 @@ for (const [label, opts] of configs) {
       { seed: 5, stdB: 0.1 },
     );
     writeGGUFLora(adapterPath, lora, created.spec);
-    for (const adapters of [[], [{ path: adapterPath }]]) {
+    const peftDir = join(dir, `${label.replace(/\W+/g, "-")}-peft`);
+    writePeftAdapter(peftDir, lora, { baseModel: modelPath, spec: created.spec });
+    for (const adapters of [[], [{ path: adapterPath }], [{ path: peftDir }]]) {
       const native = await createNativeModel({ modelPath, adapters });
       const llama = await createLlamaCppModel({
         modelPath,

@@ -1,23 +1,18 @@
-// `buckle generate`: sample text from a GGUF model on the native engine, optionally with a LoRA adapter,
-// a prompt wrapped in the model's chat template (or raw), streamed to stdout as it is generated.
+// `buckle generate`: sample text from a model on any backend, optionally with a LoRA adapter, a prompt
+// wrapped in the model's chat template (or raw), streamed to stdout as it is generated.
 
-import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { ensureFastKernels } from "../../engine/index.js";
 import type { ChatMessage } from "../../formats/chat/index.js";
-import { encodeChatPrompt } from "../../formats/chat/index.js";
-import { loadTokenizerAndTemplate } from "../../formats/load.js";
-import { readLoraAdapter } from "../../engine/adapters/index.js";
-import { generate, type GenerateRequest } from "../../engine/generate.js";
-import { loadModelWeights, type LoraWeights } from "../../engine/index.js";
-import type { SamplingParams } from "../../engine/sampling.js";
+import type { GenerateRequest } from "../../models/index.js";
 import { InputError } from "../../util/errors.js";
+import { BACKENDS, openModelFromFlags } from "../open-model.js";
 import { intOption, numberOption } from "../options.js";
 import { readMessages } from "./tokenize.js";
 
 interface GenerateFlags {
   threads?: number;
   model: string;
+  backend?: string;
   adapter?: string;
   prompt?: string;
   chat?: string;
@@ -38,8 +33,15 @@ interface GenerateFlags {
 export function registerGenerateCommand(program: Command): void {
   program
     .command("generate")
-    .description("Generate text with a GGUF model (and optionally a LoRA adapter) on the native engine")
-    .requiredOption("-m, --model <file.gguf>", "the model")
+    .description("Generate text with a model (and optionally a LoRA adapter) on any backend")
+    .requiredOption(
+      "-m, --model <ref>",
+      "a model reference: file.gguf, HF directory, native:, llamacpp:, openai:...",
+    )
+    .option(
+      "--backend <name>",
+      `${BACKENDS.join(" | ")} (default: from the reference; llamacpp for .gguf files)`,
+    )
     .option("--adapter <path>", "a LoRA adapter: a GGUF LoRA file or a PEFT directory")
     .option("-p, --prompt <text>", "a user message (the chat template is applied unless --raw)")
     .option("--chat <messages.json>", 'a JSON file: [{"role": "user", "content": "..."}, ...]')
@@ -60,7 +62,7 @@ export function registerGenerateCommand(program: Command): void {
       "\nExamples:\n  buckle generate --model tiny.gguf --prompt 'Hello' --max-tokens 32 --seed 1\n" +
         "  buckle generate --model tiny.gguf --adapter out/adapter.gguf --chat chat.json -n 4 --json\n",
     )
-    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .option("--threads <n>", "CPU threads (default: all cores)", intOption)
     .action(async (flags: GenerateFlags) => {
       if ((flags.prompt === undefined) === (flags.chat === undefined))
         throw new InputError("give exactly one of --prompt <text> or --chat <messages.json>");
@@ -69,62 +71,56 @@ export function registerGenerateCommand(program: Command): void {
       if (flags.raw && flags.system !== undefined)
         throw new InputError("--system needs the chat template; leave out --raw");
       if (!(flags.n >= 1)) throw new InputError(`--n must be at least 1, got ${flags.n}`);
-      await ensureFastKernels(flags.threads);
-      const { model, tokenizer, template, lora } = loadModelAndAdapter(flags.model, flags.adapter);
-
-      let promptIds: number[];
-      if (flags.raw) {
-        promptIds = tokenizer.encode(flags.prompt as string, { addSpecial: true, parseSpecial: false });
-      } else {
-        const messages: ChatMessage[] = [
-          ...(flags.system !== undefined ? [{ role: "system" as const, content: flags.system }] : []),
-          ...(flags.chat !== undefined
-            ? readMessages(flags.chat)
-            : [{ role: "user" as const, content: flags.prompt as string }]),
-        ];
-        promptIds = encodeChatPrompt(template, messages, tokenizer);
-      }
-      const sampling: SamplingParams = {
+      if (!(flags.temperature >= 0))
+        throw new InputError(`--temperature must be >= 0, got ${flags.temperature}`);
+      const messages: ChatMessage[] | undefined = flags.raw
+        ? undefined
+        : [
+            ...(flags.system !== undefined ? [{ role: "system" as const, content: flags.system }] : []),
+            ...(flags.chat !== undefined
+              ? readMessages(flags.chat)
+              : [{ role: "user" as const, content: flags.prompt as string }]),
+          ];
+      const { model } = await openModelFromFlags(flags);
+      const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31);
+      const sampling = {
         temperature: flags.temperature,
         topP: flags.topP,
         topK: flags.topK,
         minP: flags.minP,
         repeatPenalty: flags.repeatPenalty,
-      };
-      const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31);
-      const requests: GenerateRequest[] = Array.from({ length: flags.n }, (_, i) => ({
-        promptIds,
-        sampling,
         maxTokens: flags.maxTokens,
         stop: flags.stop,
-        seed: seed + i,
+      };
+      const requests: GenerateRequest[] = Array.from({ length: flags.n }, (_, i) => ({
+        ...(messages ? { messages } : { prompt: flags.prompt as string }),
+        sampling: { ...sampling, seed: seed + i },
       }));
-
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
       const stream = !flags.json && flags.n === 1;
       try {
-        const results = await generate(model, tokenizer, requests, {
-          lora,
-          template: flags.raw ? undefined : template,
+        const results = await model.generate(requests, {
           signal: controller.signal,
-          onToken: stream ? (e) => process.stdout.write(e.text) : undefined,
+          onToken: stream ? (_i, text) => process.stdout.write(text) : undefined,
         });
+        const info = model.info();
         if (flags.json) {
           const out = {
             model: flags.model,
+            modelId: info.id,
+            backend: info.backend,
             adapter: flags.adapter ?? null,
-            template: flags.raw ? null : template.name,
-            promptTokens: promptIds.length,
+            template: flags.raw ? null : info.chatTemplate,
             seed,
-            sampling: { ...sampling, maxTokens: flags.maxTokens, stop: flags.stop ?? [] },
+            sampling: { ...sampling, stop: flags.stop ?? [] },
             samples: results.map((r, i) => ({ seed: seed + i, ...r })),
           };
           process.stdout.write(JSON.stringify(out, null, 2) + "\n");
         } else if (stream) {
           process.stdout.write("\n");
-          if (results[0].finishReason === "aborted") process.stderr.write("(interrupted)\n");
+          if (results[0].finishReason === "cancelled") process.stderr.write("(interrupted)\n");
         } else {
           results.forEach((r, i) =>
             process.stdout.write(
@@ -134,26 +130,7 @@ export function registerGenerateCommand(program: Command): void {
         }
       } finally {
         process.removeListener("SIGINT", onSigint);
+        await model.dispose();
       }
     });
-}
-
-/** The engine weights, tokenizer, chat template and (when given) adapter of a model file. */
-export function loadModelAndAdapter(
-  modelPath: string,
-  adapterPath: string | undefined,
-): ReturnType<typeof loadTokenizerAndTemplate> & {
-  model: ReturnType<typeof loadModelWeights>;
-  lora?: LoraWeights;
-} {
-  if (modelPath.startsWith("builtin:")) {
-    throw new InputError(`${modelPath} is a vocabulary, not a model with weights`, {
-      hint: "make a test model with `buckle model create -o tiny.gguf` and pass that",
-    });
-  }
-  if (!existsSync(modelPath)) throw new InputError(`--model: no such file or directory ${modelPath}`);
-  const model = loadModelWeights(modelPath);
-  const tt = loadTokenizerAndTemplate(modelPath);
-  const lora = adapterPath === undefined ? undefined : readLoraAdapter(adapterPath, model.spec);
-  return { ...tt, model, lora };
 }

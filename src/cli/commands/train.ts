@@ -25,7 +25,7 @@ import { BuckleError, InputError } from "../../util/errors.js";
 import { writeFileAtomic } from "../../util/fs.js";
 import { packageVersion } from "../../util/version.js";
 import { intOption, numberOption } from "../options.js";
-import { loadModelAndAdapter } from "./generate.js";
+import { loadModelAndAdapter } from "../open-model.js";
 
 interface TrainFlags {
   threads?: number;

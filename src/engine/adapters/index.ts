@@ -27,4 +27,4 @@ export {
 } from "./peft.js";
 export { writeGGUFLora, readGGUFLora, type WriteGGUFLoraOptions } from "./gguf-lora.js";
 export { mergeLoraIntoGGUF, type MergeDType, type MergeOptions, type MergeResult } from "./merge.js";
-export { readLoraAdapter } from "./read.js";
+export { readLoraAdapter, ggufLoraFileFor } from "./read.js";

@@ -11,6 +11,11 @@ import type {
   SequenceEvaluateOptions,
   Token,
 } from "node-llama-cpp";
+import { ggufLoraFileFor } from "../../engine/adapters/index.js";
+import { openGGUF } from "../../formats/gguf/index.js";
+import { specFromGGUF } from "../../formats/model-gguf.js";
+import type { ModelSpec } from "../../formats/model-spec.js";
+import { cacheDir } from "../../util/fs.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import type { ChatTemplate } from "../../formats/chat/index.js";
 import type { Tokenizer } from "../../formats/tokenizer/index.js";
@@ -76,12 +81,13 @@ export async function createLlamaCppModel(options: LlamaCppOptions): Promise<Lan
   if (gpu !== "auto" && gpu !== false)
     throw new InputError(`llamacpp: gpu must be "auto" or false, got ${String(gpu)}`);
   checkFile(options.modelPath, "model", "pass the path of a .gguf model file");
+  // PEFT directories are converted to GGUF LoRA once (cached); GGUF files are checked to be adapters.
+  const spec = options.adapters?.length ? readModelSpec(options.modelPath) : undefined;
   const adapters = (options.adapters ?? []).map((a, i) => {
-    checkFile(a.path, `adapter ${i}`, "pass the path of a GGUF LoRA adapter file");
     const scale = a.scale ?? 1;
     if (!Number.isFinite(scale))
       throw new InputError(`llamacpp: adapter ${i} (${a.path}) scale must be a finite number`);
-    return { path: a.path, scale };
+    return { path: ggufLoraFileFor(a.path, spec as ModelSpec, cacheDir("adapters")), scale };
   });
 
   const { tokenizer, template } = loadTokenizerAndTemplate(options.modelPath);
@@ -496,4 +502,13 @@ async function scoreOnSequence(
     logprobs.push(lt - lg - Math.log(weight));
   }
   return { tokens, logprobs };
+}
+
+function readModelSpec(path: string): ModelSpec {
+  const file = openGGUF(path);
+  try {
+    return specFromGGUF(file);
+  } finally {
+    file.close();
+  }
 }
