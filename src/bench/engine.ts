@@ -101,18 +101,16 @@ async function llamaPeer(
           seqs.map(async (ids, k) => {
             const seq = ctx.getSequence();
             void k;
-            const items = ids
-              .slice(0, -1)
-              .map((tok, t) => [
-                tok as never,
-                {
-                  generateNext: {
-                    token: true,
-                    totalLogitWeight: true,
-                    logits: { filter: { tokens: [ids[t + 1] as never], includeSelected: true } },
-                  },
+            const items = ids.slice(0, -1).map((tok, t) => [
+              tok as never,
+              {
+                generateNext: {
+                  token: true,
+                  totalLogitWeight: true,
+                  logits: { filter: { tokens: [ids[t + 1] as never], includeSelected: true } },
                 },
-              ]);
+              },
+            ]);
             await seq.controlledEvaluate(items as never);
             seq.dispose();
           }),
