@@ -11,6 +11,7 @@ import { registerModelCommands } from "./commands/model.js";
 import { registerTokenizeCommand } from "./commands/tokenize.js";
 import { registerVocabCommands } from "./commands/vocab.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerBenchCommand } from "./commands/bench.js";
 import { registerGenerateCommand } from "./commands/generate.js";
 import { registerLogprobsCommand } from "./commands/logprobs.js";
 import { registerTrainCommand } from "./commands/train.js";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerTokenizeCommand(program);
   registerVocabCommands(program);
   registerDemoCommand(program);
+  registerBenchCommand(program);
   registerGenerateCommand(program);
   registerLogprobsCommand(program);
   registerTrainCommand(program);
