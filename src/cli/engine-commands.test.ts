@@ -15,6 +15,7 @@ import { readGGUFLora, readPeftAdapter } from "../engine/adapters/index.js";
 import { generate } from "../engine/generate.js";
 import { ensureFastKernels, loadModelWeights, logprobs, type LoraPair } from "../engine/index.js";
 import { Rng } from "../util/random.js";
+import { tinyModelOptions } from "../testing/models.js";
 
 const cli = fileURLToPath(new URL("./main.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "buckle-engine-cli-"));
@@ -39,20 +40,7 @@ function buckleAsync(...args: string[]): Promise<{ code: number | null; stdout: 
 }
 
 const modelPath = join(dir, "tiny.gguf");
-createRandomModel(
-  {
-    arch: "llama",
-    vocab: "builtin:llama-spm",
-    hiddenSize: 32,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    intermediateSize: 64,
-    initStd: 0.1,
-    seed: 2,
-  },
-  modelPath,
-);
+createRandomModel(tinyModelOptions(2, { hiddenSize: 32, intermediateSize: 64, initStd: 0.1 }), modelPath);
 
 // 9 short arithmetic chats in three row formats, and one chat too long for --max-seq-len 64.
 const dataPath = join(dir, "chats.jsonl");

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRandomModel, type RandomModelOptions } from "./factory.js";
+import { maxAbsDiff } from "../testing/llama-reference.js";
+import { tinyModelOptions } from "../testing/models.js";
 import { createNativeModel } from "./native/index.js";
 import { createLlamaCppModel } from "./llamacpp/index.js";
 import { createRandomLora, writeGGUFLora, writePeftAdapter } from "../engine/adapters/index.js";
@@ -42,7 +44,7 @@ async function compare(label: string, a: LanguageModel, b: LanguageModel): Promi
   let worst = 0;
   la.forEach((r, i) => {
     assert.deepEqual(r.tokens, lb[i].tokens, `${label}: request ${i} scores other tokens`);
-    r.logprobs.forEach((x, t) => (worst = Math.max(worst, Math.abs(x - lb[i].logprobs[t]))));
+    worst = Math.max(worst, maxAbsDiff(r.logprobs, lb[i].logprobs));
   });
   assert.ok(worst < 1e-3, `${label}: log-probs differ by ${worst}`);
   const [ga, gb] = [await a.generate(generateRequests), await b.generate(generateRequests)];
@@ -51,34 +53,8 @@ async function compare(label: string, a: LanguageModel, b: LanguageModel): Promi
 }
 
 const configs: [string, RandomModelOptions][] = [
-  [
-    "llama-spm GQA",
-    {
-      arch: "llama",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      vocab: "builtin:llama-spm",
-      seed: 11,
-      initStd: 0.25,
-    },
-  ],
-  [
-    "qwen2 with biases",
-    {
-      arch: "qwen2",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      vocab: "builtin:qwen2",
-      seed: 12,
-      initStd: 0.25,
-    },
-  ],
+  ["llama-spm GQA", tinyModelOptions(11, { initStd: 0.25 })],
+  ["qwen2 with biases", tinyModelOptions(12, { arch: "qwen2", vocab: "builtin:qwen2", initStd: 0.25 })],
 ];
 
 for (const [label, opts] of configs) {

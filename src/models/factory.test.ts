@@ -8,20 +8,12 @@ import { openGGUF } from "../formats/gguf/index.js";
 import { specFromGGUF } from "../formats/model-gguf.js";
 import { loadTokenizerAndTemplate } from "../formats/load.js";
 import { encodeChatPrompt } from "../formats/chat/index.js";
+import { tinyModelOptions } from "../testing/models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "buckle-factory-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-const base: RandomModelOptions = {
-  arch: "llama",
-  hiddenSize: 64,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  intermediateSize: 128,
-  vocab: "builtin:llama-spm",
-  seed: 1,
-};
+const base: RandomModelOptions = tinyModelOptions(1);
 
 test("factory models: spec round trip, determinism, node-llama-cpp loads and generates", async () => {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");

@@ -6,16 +6,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  getLlama,
-  LlamaLogLevel,
-  type ControlledEvaluateInputItem,
-  type Llama,
-  type LlamaModel,
-  type Token,
-} from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { unpermuteQK } from "../../formats/hf/index.js";
 import { createRandomModel, type RandomModelOptions } from "../../models/factory.js";
+import { llamaCppLogits, maxAbsDiff } from "../../testing/llama-reference.js";
+import { tinyModelOptions } from "../../testing/models.js";
 import type { ModelSpec } from "../../formats/model-spec.js";
 import type { LoraWeights } from "../types.js";
 import { LORA_TARGETS } from "../types.js";
@@ -41,46 +36,20 @@ const PROMPT = "The quick brown fox jumps over the lazy dog while seven wizards 
  */
 const comparedPosition = (i: number, n: number): boolean => i % 3 === 2 || i === n - 1;
 
-/**
- * Logits after every prompt position, from llama.cpp with an F32 KV cache and flash attention off: with either
- * the f16 cache or the CPU flash-attention kernel, llama.cpp itself moves these logits by up to ~3e-3 (measured),
- * which would hide a small layout error.
- */
+/** Logits at the compared positions of the prompt's first 20 tokens, from llama.cpp (see llamaCppLogits). */
 async function llamaLogits(
   model: LlamaModel,
   vocab: number,
   loraPath?: string,
 ): Promise<{ tokens: Token[]; logits: Float32Array[] }> {
-  const ctx = await model.createContext({
+  const tokens = model.tokenize(PROMPT).slice(0, 20);
+  const logits = await llamaCppLogits(model, tokens, {
+    vocab,
     contextSize: 128,
-    threads: 1,
-    flashAttention: false,
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
-    ...(loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {}),
+    positions: comparedPosition,
+    loraPath,
   });
-  try {
-    const tokens = model.tokenize(PROMPT).slice(0, 20);
-    const n = tokens.length;
-    const seq = ctx.getSequence();
-    const res = await seq.controlledEvaluate(
-      tokens.map((t, i): ControlledEvaluateInputItem =>
-        comparedPosition(i, n) ? [t, { generateNext: { logits: true } }] : t,
-      ),
-    );
-    const logits: Float32Array[] = [];
-    for (let i = 0; i < n; i++) {
-      if (!comparedPosition(i, n)) continue;
-      const map = res[i]?.next?.logits;
-      assert.ok(map && map.size === vocab, `no full logits at position ${i}`);
-      const out = new Float32Array(vocab);
-      for (const [t, v] of map) out[t] = v;
-      logits.push(out);
-    }
-    return { tokens, logits };
-  } finally {
-    await ctx.dispose();
-  }
+  return { tokens, logits };
 }
 
 async function withModel<T>(path: string, fn: (m: LlamaModel) => Promise<T>): Promise<T> {
@@ -92,16 +61,6 @@ async function withModel<T>(path: string, fn: (m: LlamaModel) => Promise<T>): Pr
   }
 }
 
-function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let p = 0; p < a.length; p++) {
-    assert.equal(a[p].length, b[p].length);
-    for (let i = 0; i < a[p].length; i++) m = Math.max(m, Math.abs(a[p][i] - b[p][i]));
-  }
-  return m;
-}
-
 function randomLora(spec: ModelSpec, seed: number): LoraWeights {
   return createRandomLora(
     spec,
@@ -110,41 +69,15 @@ function randomLora(spec: ModelSpec, seed: number): LoraWeights {
   );
 }
 
-const cases: { arch: string; opts: Omit<RandomModelOptions, "seed"> }[] = [
-  {
-    arch: "llama",
-    opts: {
-      arch: "llama",
-      vocab: "builtin:llama-spm",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      initStd: 0.2,
-      dtype: "f32",
-    },
-  },
-  {
-    arch: "qwen2",
-    opts: {
-      arch: "qwen2",
-      vocab: "builtin:qwen2",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      initStd: 0.2,
-      dtype: "f32",
-    },
-  },
+const cases: { arch: string; opts: Partial<RandomModelOptions> }[] = [
+  { arch: "llama", opts: { initStd: 0.2, dtype: "f32" } },
+  { arch: "qwen2", opts: { arch: "qwen2", vocab: "builtin:qwen2", initStd: 0.2, dtype: "f32" } },
 ];
 
 for (const { arch, opts } of cases) {
   test(`llama.cpp applies our GGUF LoRA exactly like our merged model (${arch})`, async () => {
     const basePath = join(dir, `${arch}-base.gguf`);
-    const { spec } = createRandomModel({ ...opts, seed: 3 }, basePath);
+    const { spec } = createRandomModel(tinyModelOptions(3, opts), basePath);
     if (arch === "qwen2") assert.ok(spec.attentionBias);
     const lora = randomLora(spec, 17);
     const loraPath = join(dir, `${arch}-lora.gguf`);
@@ -208,7 +141,7 @@ for (const { arch, opts } of cases) {
 
 test("GGUF LoRA export refuses adapters that do not fit and alpha 0", () => {
   const basePath = join(dir, "llama-base.gguf");
-  const { spec } = createRandomModel({ ...cases[0].opts, seed: 3 }, basePath);
+  const { spec } = createRandomModel(tinyModelOptions(3, cases[0].opts), basePath);
   const lora = randomLora(spec, 1);
   assert.throws(
     () => writeGGUFLora(join(dir, "x.gguf"), { ...lora, config: { ...lora.config, alpha: 0 } }, spec),

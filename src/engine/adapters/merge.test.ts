@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dequantize, GGMLType, openGGUF, quantize } from "../../formats/gguf/index.js";
 import type { ModelSpec } from "../../formats/model-spec.js";
-import { createRandomModel, type RandomModelOptions } from "../../models/factory.js";
+import { createRandomModel } from "../../models/factory.js";
+import { tinyModelOptions } from "../../testing/models.js";
 import type { LoraWeights } from "../types.js";
 import { createRandomLora, mergeLoraIntoGGUF } from "./index.js";
 
@@ -17,17 +18,6 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), "buckle-merge-"));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-const MODEL: Omit<RandomModelOptions, "seed" | "dtype"> = {
-  arch: "llama",
-  vocab: "builtin:llama-spm",
-  hiddenSize: 64,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  intermediateSize: 128,
-  initStd: 0.2,
-};
 
 /** q, v and down adapted, and down only in layer 1, so some projections of every kind stay untouched. */
 function partialLora(spec: ModelSpec): LoraWeights {
@@ -70,7 +60,7 @@ function reference(
 
 test("merge adds (alpha/r) B A to adapted tensors and copies everything else byte for byte", () => {
   const basePath = join(dir, "base.gguf");
-  const { spec } = createRandomModel({ ...MODEL, seed: 1, dtype: "f32" }, basePath);
+  const { spec } = createRandomModel(tinyModelOptions(1, { initStd: 0.2, dtype: "f32" }), basePath);
   const lora = partialLora(spec);
   const outPath = join(dir, "merged.gguf");
   const result = mergeLoraIntoGGUF(basePath, lora, outPath);
@@ -113,7 +103,7 @@ test("merge adds (alpha/r) B A to adapted tensors and copies everything else byt
 
 test("dtype q8_0 re-encodes every matrix, keeps 1-D tensors f32 and records the file type", () => {
   const basePath = join(dir, "base.gguf");
-  const { spec } = createRandomModel({ ...MODEL, seed: 1, dtype: "f32" }, basePath);
+  const { spec } = createRandomModel(tinyModelOptions(1, { initStd: 0.2, dtype: "f32" }), basePath);
   const lora = partialLora(spec);
   const f32Path = join(dir, "merged-f32.gguf");
   const q8Path = join(dir, "merged-q8.gguf");
@@ -140,7 +130,7 @@ test("dtype q8_0 re-encodes every matrix, keeps 1-D tensors f32 and records the 
 
 test("keep on a q8_0 base re-quantizes only the adapted tensors", () => {
   const basePath = join(dir, "base-q8.gguf");
-  const { spec } = createRandomModel({ ...MODEL, seed: 2, dtype: "q8_0" }, basePath);
+  const { spec } = createRandomModel(tinyModelOptions(2, { initStd: 0.2, dtype: "q8_0" }), basePath);
   const lora = partialLora(spec);
   const outPath = join(dir, "merged-keep-q8.gguf");
   mergeLoraIntoGGUF(basePath, lora, outPath);
@@ -171,7 +161,7 @@ test("keep on a q8_0 base re-quantizes only the adapted tensors", () => {
 
 test("merge refuses an adapter for another model and an unknown dtype", () => {
   const basePath = join(dir, "base.gguf");
-  const { spec } = createRandomModel({ ...MODEL, seed: 1, dtype: "f32" }, basePath);
+  const { spec } = createRandomModel(tinyModelOptions(1, { initStd: 0.2, dtype: "f32" }), basePath);
   const other = partialLora({ ...spec, intermediateSize: 96 });
   assert.throws(
     () => mergeLoraIntoGGUF(basePath, other, join(dir, "x.gguf")),

@@ -11,6 +11,7 @@ import { writeHFCheckpoint } from "../../formats/hf/index.js";
 import type { ModelSpec } from "../../formats/model-spec.js";
 import { openSafetensors, writeSafetensors } from "../../formats/safetensors/index.js";
 import { createRandomModel } from "../../models/factory.js";
+import { tinyModelOptions } from "../../testing/models.js";
 import { LORA_TARGETS, type LoraWeights } from "../types.js";
 import {
   createRandomLora,
@@ -151,20 +152,7 @@ test("q/k B rows follow the hand-computed GGUF -> HF order; A and other targets 
 test("the PEFT adapter on the HF checkpoint equals the HF checkpoint of our merged GGUF", () => {
   // Ties the PEFT row order to the HF checkpoint writer's: HF(W + s B A) must equal HF(W) + s B_peft A_peft.
   const basePath = join(dir, "model.gguf");
-  const { spec: s } = createRandomModel(
-    {
-      arch: "llama",
-      vocab: "builtin:llama-spm",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      initStd: 0.2,
-      seed: 4,
-    },
-    basePath,
-  );
+  const { spec: s } = createRandomModel(tinyModelOptions(4, { initStd: 0.2 }), basePath);
   const lora = randomLora(s, 21);
   const mergedPath = join(dir, "merged.gguf");
   mergeLoraIntoGGUF(basePath, lora, mergedPath);

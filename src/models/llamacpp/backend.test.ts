@@ -6,13 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  getLlama,
-  LlamaLogLevel,
-  type ControlledEvaluateInputItem,
-  type Llama,
-  type Token,
-} from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type Token } from "node-llama-cpp";
 import { createRandomModel, type CreatedModel } from "../factory.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import { encodeChatPrompt } from "../../formats/chat/index.js";
@@ -22,6 +16,8 @@ import { InputError } from "../../util/errors.js";
 import type { GenerateRequest, LanguageModel, LogprobsRequest } from "../types.js";
 import { createLlamaCppModel } from "./index.js";
 import { scoredIds } from "../requests.js";
+import { llamaCppLogits, maxAbsDiff } from "../../testing/llama-reference.js";
+import { tinyModelOptions } from "../../testing/models.js";
 
 let dir: string;
 let created: CreatedModel;
@@ -31,19 +27,8 @@ let llama: Llama;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "buckle-llamacpp-"));
   created = createRandomModel(
-    {
-      arch: "llama",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      vocab: "builtin:llama-spm",
-      seed: 5,
-      // Large weights give peaked distributions, so greedy choices are not decided by rounding.
-      initStd: 0.3,
-      contextLength: 512,
-    },
+    // Large weights give peaked distributions, so greedy choices are not decided by rounding.
+    tinyModelOptions(5, { initStd: 0.3, contextLength: 512 }),
     join(dir, "tiny.gguf"),
   );
   model = await createLlamaCppModel({
@@ -220,30 +205,19 @@ async function directLogprobs(
 ): Promise<number[]> {
   const m = await llama.loadModel({ modelPath: created.path });
   try {
-    const ctx = await m.createContext({
+    const rows = await llamaCppLogits(m, ids.slice(0, end - 1), {
+      vocab: created.spec.vocabSize,
       contextSize: 256,
-      threads: 1,
-      flashAttention: false,
-      experimentalKvCacheKeyType: "F32",
-      experimentalKvCacheValueType: "F32",
-      ...(loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {}),
+      positions: (p) => p >= start - 1,
+      loraPath,
     });
-    const input = ids
-      .slice(0, end - 1)
-      .map((t, p): ControlledEvaluateInputItem =>
-        p >= start - 1 ? [t as Token, { generateNext: { logits: true } }] : (t as Token),
-      );
-    const out = await ctx.getSequence().controlledEvaluate(input);
-    const result: number[] = [];
-    for (let p = start - 1; p < end - 1; p++) {
-      const logits = out[p]!.next.logits!;
+    return rows.map((logits, k) => {
       let max = -Infinity;
-      for (const v of logits.values()) max = Math.max(max, v);
+      for (const v of logits) max = Math.max(max, v);
       let sum = 0;
-      for (const v of logits.values()) sum += Math.exp(v - max);
-      result.push(logits.get(ids[p + 1] as Token)! - max - Math.log(sum));
-    }
-    return result;
+      for (const v of logits) sum += Math.exp(v - max);
+      return logits[ids[start + k]] - max - Math.log(sum);
+    });
   } finally {
     await m.dispose();
   }
@@ -274,7 +248,7 @@ test("log-probs equal log-softmax of llama.cpp's full logits, and batched equals
     assert.ok(Math.abs(r.perplexity - Math.exp(-mean)) < 1e-9 * r.perplexity);
     if (i < 2) {
       const direct = await directLogprobs(s.ids, s.start, s.end);
-      const diff = Math.max(...direct.map((v, k) => Math.abs(v - r.logprobs[k])));
+      const diff = maxAbsDiff(direct, r.logprobs);
       assert.ok(diff < 1e-4, `request ${i}: max |ours - full logits| = ${diff}`);
     }
   }
@@ -282,7 +256,7 @@ test("log-probs equal log-softmax of llama.cpp's full logits, and batched equals
   assert.equal(tokenizer.decode(batched[1].tokens).trim(), "jumps over the lazy dog.");
   for (const [i, req] of scoring.entries()) {
     const [single] = await model.logprobs([req]);
-    const diff = Math.max(...single.logprobs.map((v, k) => Math.abs(v - batched[i].logprobs[k])));
+    const diff = maxAbsDiff(single.logprobs, batched[i].logprobs);
     assert.ok(diff < 1e-4, `request ${i}: batched vs single differ by ${diff}`);
   }
   const [empty] = await model.logprobs([{ prompt: "Hi", response: "" }]);
@@ -310,12 +284,12 @@ test("a LoRA adapter loads, shows in the id, and changes the log-probs as llama.
     assert.match(adapted.info().id, /\+lora:adapter\.gguf:\d+:[0-9a-f]{12}\*1$/);
     const [withLora] = await adapted.logprobs([scoring[0]]);
     const [without] = await model.logprobs([scoring[0]]);
-    const effect = Math.max(...withLora.logprobs.map((v, k) => Math.abs(v - without.logprobs[k])));
+    const effect = maxAbsDiff(withLora.logprobs, without.logprobs);
     assert.ok(effect > 0.05, `the adapter changed log-probs by only ${effect}`);
     const { tokenizer, template } = loadTokenizerAndTemplate(created.path);
     const s = scoredIds(scoring[0], 0, tokenizer, template);
     const direct = await directLogprobs(s.ids, s.start, s.end, loraPath);
-    const diff = Math.max(...direct.map((v, k) => Math.abs(v - withLora.logprobs[k])));
+    const diff = maxAbsDiff(direct, withLora.logprobs);
     assert.ok(diff < 1e-4, `adapter log-probs differ from llama.cpp's by ${diff}`);
   } finally {
     await adapted.dispose();

@@ -9,22 +9,13 @@ import { scoredIds } from "../requests.js";
 import { loadModelWeights, logprobs as engineLogprobs } from "../../engine/index.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import { createRandomLora, writeGGUFLora } from "../../engine/adapters/index.js";
+import { tinyModelOptions } from "../../testing/models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "buckle-native-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 const modelPath = join(dir, "tiny.gguf");
 const created = createRandomModel(
-  {
-    arch: "llama",
-    hiddenSize: 32,
-    numLayers: 2,
-    numHeads: 4,
-    numKvHeads: 2,
-    intermediateSize: 64,
-    vocab: "builtin:llama-spm",
-    seed: 7,
-    initStd: 0.3,
-  },
+  tinyModelOptions(7, { hiddenSize: 32, intermediateSize: 64, initStd: 0.3 }),
   modelPath,
 );
 

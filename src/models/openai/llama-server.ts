@@ -11,6 +11,7 @@ import { createRandomModel, type CreatedModel } from "../factory.js";
 import { builtinVocabCommit } from "../../formats/vocabs.js";
 import { cacheDir } from "../../util/fs.js";
 import { UnavailableError } from "../../util/errors.js";
+import { tinyModelOptions } from "../../testing/models.js";
 
 /** Path the build script caches the binary at, for the llama.cpp commit node-llama-cpp bundles. */
 export function cachedLlamaServerPath(): string {
@@ -111,20 +112,7 @@ export function freePort(): Promise<number> {
 
 /** The tiny served model the tests use: llama arch, hidden 64, 2 layers, llama-spm vocabulary, random weights. */
 export function createTinyServedModel(path: string, seed = 1): CreatedModel {
-  return createRandomModel(
-    {
-      arch: "llama",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
-      numKvHeads: 2,
-      intermediateSize: 128,
-      vocab: "builtin:llama-spm",
-      seed,
-      contextLength: 512,
-    },
-    path,
-  );
+  return createRandomModel(tinyModelOptions(seed, { contextLength: 512 }), path);
 }
 
 export interface LlamaServerOptions {
