@@ -95,12 +95,14 @@ async function llamaPeer(
         batchSize: seqs.length * T,
         threads,
       });
+      // one sequence per request for every run (a context hands out `sequences` of them in all)
+      const ctxSeqs = seqs.map(() => ctx.getSequence());
       const run = async () => {
+        for (const seq of ctxSeqs) await seq.clearHistory();
         const t0 = performance.now();
         await Promise.all(
           seqs.map(async (ids, k) => {
-            const seq = ctx.getSequence();
-            void k;
+            const seq = ctxSeqs[k];
             const items = ids.slice(0, -1).map((tok, t) => [
               tok as never,
               {
@@ -112,7 +114,6 @@ async function llamaPeer(
               },
             ]);
             await seq.controlledEvaluate(items as never);
-            seq.dispose();
           }),
         );
         return (performance.now() - t0) / 1000;
@@ -120,6 +121,7 @@ async function llamaPeer(
       const times = [await run(), await run()];
       out.scoreSeconds = times;
       out.scoreTokensPerSecond = (seqs.length * T) / Math.min(...times);
+      for (const seq of ctxSeqs) seq.dispose();
       await ctx.dispose();
       log(`llama.cpp scoring: ${(out.scoreTokensPerSecond as number).toFixed(0)} tokens/s`);
     }

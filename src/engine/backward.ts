@@ -154,7 +154,7 @@ function layerBackward(
   lin(dAct, dxOut, a.act, w.wDown, "down_proj", g?.wDown);
   const dGate = nm.alloc(n * F); // [n, F]
   const dUp = nm.alloc(n * F); // [n, F]
-  swigluBackward(dGate, dUp, dAct, a.gate, a.up, n * F);
+  swigluBackward(dGate, dUp, dAct, a.gate, a.up, n * F, nm.heap);
   const dxn2 = nm.alloc(n * H); // [n, H]
   lin(dxn2, dGate, a.xn2, w.wGate, "gate_proj", g?.wGate);
   lin(dxn2, dUp, a.xn2, w.wUp, "up_proj", g?.wUp);
@@ -316,10 +316,22 @@ function lossAndGradIn(
   const dxc = nm.alloc(Math.min(count, headChunkRows(nm)) * H);
   let lossSum = 0;
   let o = 0;
+  const heap = nm.heap;
+  const cap = Math.min(count, headChunkRows(nm));
+  const ce = heap
+    ? { loss: new Float64Array(heap.buf(), heap.allocBytes(cap * 8), cap), tg: heap.allocU8(cap * 4) }
+    : undefined;
   headChunks(model, nm, acts.xnF, rows, (logits, chunkRows, xc) => {
     const c = chunkRows.length;
-    for (let i = 0; i < c; i++, o++)
-      lossSum += crossEntropyBackwardInPlace(logits, i * V, V, targets[o], scale);
+    if (heap && ce && logits instanceof Float32Array && heap.canSplit(c * V, logits)) {
+      // crossEntropyBackwardInPlace on every row, split across threads; losses summed in row order
+      const tg = new Int32Array(ce.tg.buffer, ce.tg.byteOffset, c);
+      for (let i = 0; i < c; i++) tg[i] = targets[o + i];
+      heap.crossEntropyRows(ce.loss, logits, V, c, tg, scale);
+      for (let i = 0; i < c; i++, o++) lossSum += ce.loss[i];
+    } else
+      for (let i = 0; i < c; i++, o++)
+        lossSum += crossEntropyBackwardInPlace(logits, i * V, V, targets[o], scale);
     const d = dxc.subarray(0, c * H);
     d.fill(0);
     nm.matmulBackwardInput(d, logits, model.output, c); // [c, H]
@@ -329,6 +341,10 @@ function lossAndGradIn(
     }
     if (gOutput) nm.matmulBackwardWeight(gOutput, logits, xc, c, V, H);
   });
+  if (heap && ce) {
+    heap.freeBytes(ce.loss.byteOffset);
+    heap.free(ce.tg);
+  }
 
   // final norm
   let dx = nm.alloc(n * H); // [n, H] ∂L/∂(residual stream)

@@ -227,8 +227,9 @@ const placedModels = new WeakMap<ModelWeights, FastKernels>();
 
 /**
  * Moves every matrix of `model` into the kernel heap (once per model and heap; the model object is updated in
- * place, tied embeddings stay one matrix), so the kernels never copy a weight. Called at load when the fast
- * kernels are in use, and by every float32 pass that runs on a heap.
+ * place, tied embeddings stay one matrix), so the kernels never copy a weight, and prepacks the products' weights
+ * (see FastKernels.prepack: they are then frozen; `unfreezeWeights` before changing them). Called at load when the
+ * fast kernels are in use, and by every float32 pass that runs on a heap.
  */
 export function placeWeights(model: ModelWeights, heap: FastKernels): void {
   if (placedModels.get(model) === heap) return;
@@ -244,7 +245,20 @@ export function placeWeights(model: ModelWeights, heap: FastKernels): void {
     l.wUp = heap.place(l.wUp);
     l.wDown = heap.place(l.wDown);
   }
+  // Pack the products' weights once into the kernels' panel layout (layers first, the head last, while the
+  // budget lasts): decoding then reads each weight once per token instead of repacking it.
+  for (const l of model.layers)
+    for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) heap.prepack(w);
+  heap.prepack(model.output);
   placedModels.set(model, heap);
+}
+
+/** Drops the prepacked copies of `model`'s weights (full fine-tuning changes them in place). */
+export function unfreezeWeights(model: ModelWeights, heap: FastKernels): void {
+  heap.unpack(model.tokenEmbd);
+  heap.unpack(model.output);
+  for (const l of model.layers)
+    for (const w of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) heap.unpack(w);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -347,7 +361,7 @@ function layerForward(
   rmsnormForward(a.xn2, a.rstd2, a.xMid, w.ffnNorm, n, H, s.rmsNormEps); // [n, H]
   linearForward(nm, a.gate, a.xn2, n, w.wGate, undefined, ad("gate_proj"), keep("gate_proj")); // [n, F]
   linearForward(nm, a.up, a.xn2, n, w.wUp, undefined, ad("up_proj"), keep("up_proj")); // [n, F]
-  swigluForward(a.act, a.gate, a.up, n * F); // [n, F]
+  swigluForward(a.act, a.gate, a.up, n * F, nm.heap); // [n, F]
   linearForward(nm, xOut, a.act, n, w.wDown, undefined, ad("down_proj"), keep("down_proj")); // [n, H]
   for (let i = 0; i < n * H; i++) xOut[i] += a.xMid[i];
 }
@@ -519,10 +533,24 @@ function scoreRows(
   const flat = new Float64Array(rows.length);
   const V = model.output.rows;
   let o = 0;
+  const heap = acts.numerics.heap;
+  const lse = heap
+    ? new Float64Array(
+        heap.buf(),
+        heap.allocBytes(headChunkRows(acts.numerics) * 8),
+        headChunkRows(acts.numerics),
+      )
+    : undefined;
   headChunks(model, acts.numerics, acts.xnF, rows, (logits, chunkRows) => {
-    for (let i = 0; i < chunkRows.length; i++, o++)
-      flat[o] = logits[i * V + targets[o]] - logSumExp(logits, i * V, V);
+    const c = chunkRows.length;
+    if (heap && lse && logits instanceof Float32Array && heap.canSplit(c * V, logits)) {
+      heap.logSumExpRows(lse, logits, V, c); // logSumExp of every row, split across threads
+      for (let i = 0; i < c; i++, o++) flat[o] = logits[i * V + targets[o]] - lse[i];
+      return;
+    }
+    for (let i = 0; i < c; i++, o++) flat[o] = logits[i * V + targets[o]] - logSumExp(logits, i * V, V);
   });
+  if (heap && lse) heap.freeBytes(lse.byteOffset);
   const out: Float64Array[] = [];
   let p = 0;
   for (const r of requests) {

@@ -419,7 +419,17 @@ function softmaxBackwardRows(
 // ---------------------------------------------------------------------------------------------------------
 // SwiGLU: act = silu(gate) ⊙ up, silu(g) = g σ(g)
 
-export function swigluForward(act: FArray, gate: FArray, up: FArray, size: number): void {
+export function swigluForward(act: FArray, gate: FArray, up: FArray, size: number, heap?: FastKernels): void {
+  if (
+    heap &&
+    act instanceof Float32Array &&
+    gate instanceof Float32Array &&
+    up instanceof Float32Array &&
+    heap.canSplit(size, act, gate, up)
+  ) {
+    heap.swiglu(act, gate, up, size); // the loop below, split across threads
+    return;
+  }
   for (let i = 0; i < size; i++) {
     const g = gate[i];
     act[i] = (g / (1 + Math.exp(-g))) * up[i];
@@ -434,7 +444,20 @@ export function swigluBackward(
   gate: FArray,
   up: FArray,
   size: number,
+  heap?: FastKernels,
 ): void {
+  if (
+    heap &&
+    dgate instanceof Float32Array &&
+    dup instanceof Float32Array &&
+    dact instanceof Float32Array &&
+    gate instanceof Float32Array &&
+    up instanceof Float32Array &&
+    heap.canSplit(size, dgate, dup, dact, gate, up)
+  ) {
+    heap.swigluBackward(dgate, dup, dact, gate, up, size); // the loop below, split across threads
+    return;
+  }
   for (let i = 0; i < size; i++) {
     const g = gate[i];
     const sig = 1 / (1 + Math.exp(-g));

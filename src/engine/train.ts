@@ -14,7 +14,7 @@ import {
   type BaseGrads,
   type TrainSequence,
 } from "./backward.js";
-import type { EngineWeights } from "./forward.js";
+import { placeWeights, unfreezeWeights, type EngineWeights } from "./forward.js";
 import type { Kernels } from "./kernels/index.js";
 import { createLora, mixSeed, validateLoraConfig, zeroLoraGrads } from "./lora.js";
 import { f32Numerics } from "./numerics.js";
@@ -374,6 +374,11 @@ export async function train(
   let params: Param[];
   let gradOpts: { loraGrads?: ReturnType<typeof zeroLoraGrads>; baseGrads?: BaseGrads };
   if (config.fullFineTune) {
+    // the optimizer writes the weights in place: they must be the heap copies the passes read, not prepacked
+    if (nm.heap) {
+      placeWeights(model, nm.heap);
+      unfreezeWeights(model, nm.heap);
+    }
     const baseGrads = zeroBaseGrads(model, (n) => new Float32Array(n));
     params = baseParams(model, baseGrads);
     gradOpts = { baseGrads };

@@ -4,6 +4,7 @@ import { after, describe, it } from "node:test";
 import type { Matrix, MatrixType } from "../types.js";
 import type { Kernels } from "./index.js";
 import { FastKernels } from "./fast.js";
+import { crossEntropyBackwardInPlace, logSumExp, swigluBackward, swigluForward } from "../ops.js";
 import { matmulBackwardInputF64, matmulBackwardWeightF64, matmulF64 } from "./reference.js";
 
 function rng(seed: number): () => number {
@@ -217,6 +218,87 @@ describe("fast kernels (WebAssembly SIMD)", () => {
     const q = h.place({ type: "q8_0", rows: 1, cols: 32, data: new Uint8Array(34).fill(1) });
     assert.ok(q.data instanceof Uint8Array && h.inHeap(q.data) && q.data[33] === 1);
     assert.equal(h.place(q), q, "placing a heap matrix again is a no-op");
+  });
+
+  it("prepacked weights give the same bits as packing per call, for any row count, and free with the weight", async () => {
+    await k.init({ threads: 2 });
+    let seed = 500;
+    const shapes: [number, number][] = [
+      [13, 64],
+      [9, 544],
+      [70, 300],
+      [301, 160],
+      [41, 1536],
+    ];
+    for (const type of TYPES) {
+      for (const [rows, cols] of shapes) {
+        if (type === "q8_0" && cols % 32 !== 0) continue;
+        const r = rng(seed++);
+        const w = k.place(randMatrix(type, rows, cols, r));
+        for (const m of [1, 2, 3, 4, 5, 16, 37]) {
+          const x = k.allocF32(m * cols);
+          x.set(randF32(m * cols, r));
+          const plain = k.allocF32(m * rows);
+          k.matmul(plain, x, w, m);
+          assert.ok(k.prepack(w), "prepacked");
+          const packed = k.allocF32(m * rows);
+          k.matmul(packed, x, w, m);
+          assert.deepEqual(packed, plain, `${type} m=${m} ${rows}x${cols}`);
+          // every row equals the same row computed alone (decoding one sequence or a batch gives the same bits)
+          const one = k.allocF32(rows);
+          for (const i of [0, m - 1]) {
+            k.matmul(one, x.subarray(i * cols, (i + 1) * cols), w, 1);
+            assert.deepEqual(one, packed.subarray(i * rows, (i + 1) * rows), `${type} row ${i} of ${m}`);
+          }
+          k.unpack(w);
+          for (const a of [x, plain, packed, one]) k.free(a);
+        }
+        const before = k.prepackedBytes;
+        assert.ok(k.prepack(w));
+        assert.ok(k.prepackedBytes > before);
+        k.free(w.data);
+        assert.equal(k.prepackedBytes, before, "freeing a weight frees its packed copy");
+      }
+    }
+    await k.dispose();
+  });
+
+  it("element-wise jobs split across threads give the same bits as ops.ts's loops", async () => {
+    await k.init({ threads: 2 });
+    const r = rng(77);
+    const size = 100_003;
+    const [gate, up, dact] = [0, 1, 2].map(() => {
+      const a = k.allocF32(size);
+      a.set(randF32(size, r).map((v) => v * 8));
+      return a;
+    });
+    assert.ok(k.canSplit(size, gate, up));
+    const act = k.allocF32(size);
+    k.swiglu(act, gate, up, size);
+    const want = new Float32Array(size);
+    swigluForward(want, gate, up, size);
+    assert.deepEqual(act, want);
+    const [dg, du] = [k.allocF32(size), k.allocF32(size)];
+    k.swigluBackward(dg, du, dact, gate, up, size);
+    const [wg, wu] = [new Float32Array(size), new Float32Array(size)];
+    swigluBackward(wg, wu, dact, gate, up, size);
+    assert.deepEqual(dg, wg);
+    assert.deepEqual(du, wu);
+    const V = 5003;
+    const rows = 21;
+    const logits = k.allocF32(rows * V);
+    logits.set(randF32(rows * V, r).map((v) => v * 20));
+    const out = new Float64Array(k.buf(), k.allocBytes(rows * 8), rows);
+    k.logSumExpRows(out, logits, V, rows);
+    for (let i = 0; i < rows; i++) assert.equal(out[i], logSumExp(logits, i * V, V));
+    const tg = new Int32Array(k.buf(), k.allocBytes(rows * 4), rows);
+    for (let i = 0; i < rows; i++) tg[i] = (i * 977) % V;
+    const copy = Float32Array.from(logits);
+    k.crossEntropyRows(out, logits, V, rows, tg, 1 / 3);
+    for (let i = 0; i < rows; i++)
+      assert.equal(out[i], crossEntropyBackwardInPlace(copy, i * V, V, tg[i], 1 / 3));
+    assert.deepEqual(logits, copy);
+    await k.dispose();
   });
 
   it("rejects q8_0 with cols not a multiple of 32", () => {

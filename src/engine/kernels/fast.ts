@@ -43,7 +43,7 @@ import v8 from "node:v8";
 import { Worker } from "node:worker_threads";
 import type { Matrix, MatrixType } from "../types.js";
 import type { Kernels } from "./index.js";
-import { CTL, gemmPart, type KernelExports } from "./wasm/driver.js";
+import { CTL, ELEM, elemPart, F64_ARG, gemmPart, KIND_PACKED, type KernelExports } from "./wasm/driver.js";
 import { gemmModuleBytes } from "./wasm/gemm-module.js";
 
 const PAGE = 65536;
@@ -56,6 +56,19 @@ const MR = 4;
 const SCRATCH_BYTES = KC * NC * 4 + (MC + MR) * KC * 4;
 const ALIGN = 64;
 const MIN_PARALLEL_FLOPS = 2e6;
+// A prepacked product with fewer rows is memory-bound: split it across threads when its weight is this large.
+const MIN_PARALLEL_PACKED_BYTES = 256 * 1024;
+const NRP = 8; // panel width of the kernels (gemm-module NR)
+const DEFAULT_PREPACK_BYTES = 2 * 1024 ** 3;
+
+/** A frozen weight packed once into the kernels' panel layout (see prepack). */
+interface Packed {
+  at: number;
+  bytes: number;
+  type: MatrixType;
+  rows: number;
+  cols: number;
+}
 
 const PACK_INDEX: Record<MatrixType, number> = { f32: 0, f16: 2, bf16: 4, q8_0: 6 };
 
@@ -64,6 +77,8 @@ export interface FastInitOptions {
   threads?: number;
   /** Use relaxed-simd FMA when available (default true). */
   relaxed?: boolean;
+  /** Most heap bytes spent on prepacked weights (default 2 GiB; 0 turns prepacking off). */
+  prepackBytes?: number;
 }
 
 type HeapView = Float32Array | Uint16Array | Uint8Array;
@@ -100,6 +115,7 @@ const { workerData } = require("node:worker_threads");
 const { module, memory, ctl, rank } = workerData;
 const inst = new WebAssembly.Instance(module, { env: { memory } });
 const gemmPart = (0, eval)("(" + workerData.driver + ")");
+const elemPart = (0, eval)("(" + workerData.elem + ")");
 const i32 = new Int32Array(ctl);
 const u32 = new Uint32Array(ctl);
 let seq = 0;
@@ -109,9 +125,8 @@ for (;;) {
   Atomics.wait(i32, ${CTL.SEQ}, seq);
   seq = Atomics.load(i32, ${CTL.SEQ});
   if (u32[${CTL.KIND}] === 0xffffffff) break;
-  if (rank < u32[${CTL.NTH}]) gemmPart(inst.exports, u32, rank);
-  Atomics.add(i32, ${CTL.DONE}, 1);
-  Atomics.notify(i32, ${CTL.DONE});
+  if (u32[${CTL.KIND}] >= 16) elemPart(u32, memory.buffer);
+  else gemmPart(inst.exports, u32, rank);
 }
 `;
 
@@ -130,8 +145,10 @@ export class FastKernels implements Kernels {
   private readonly ctlBuf = new SharedArrayBuffer(CTL.WORDS * 4);
   private readonly ctl32 = new Int32Array(this.ctlBuf);
   private readonly ctlU = new Uint32Array(this.ctlBuf);
+  private readonly f64ctl = new Float64Array(this.ctlBuf);
   private workers: Worker[] = [];
   private nthreads = 1;
+  private job = 0;
   private scratch = 0;
   private scratchThreads = 0;
   // allocator: free blocks sorted by address, live blocks by address -> size
@@ -139,6 +156,10 @@ export class FastKernels implements Kernels {
   private readonly live = new Map<number, number>();
   private top = PAGE; // first 64 KiB unused (null page)
   private highWater = PAGE; // memory past this was never handed out (still zero)
+  // prepacked weights by the heap address of their data
+  private readonly packed = new Map<number, Packed>();
+  private packedBytes = 0;
+  private prepackLimit = DEFAULT_PREPACK_BYTES;
 
   constructor(opts: { relaxed?: boolean } = {}) {
     this.relaxed = (opts.relaxed ?? true) && relaxedSupported();
@@ -157,15 +178,17 @@ export class FastKernels implements Kernels {
   /** Starts threads-1 workers (default 2 threads). Safe to call again with another count. */
   async init(opts: FastInitOptions = {}): Promise<void> {
     const threads = Math.max(1, Math.floor(opts.threads ?? 2));
+    if (opts.prepackBytes !== undefined) this.prepackLimit = Math.max(0, opts.prepackBytes);
     await this.dispose();
     this.ensureScratch(threads);
     Atomics.store(this.ctl32, CTL.READY, 0);
     Atomics.store(this.ctl32, CTL.SEQ, 0);
     const driver = gemmPart.toString();
+    const elem = elemPart.toString();
     for (let r = 1; r < threads; r++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module: this.module, memory: this.memory, ctl: this.ctlBuf, rank: r, driver },
+        workerData: { module: this.module, memory: this.memory, ctl: this.ctlBuf, rank: r, driver, elem },
       });
       w.unref();
       this.workers.push(w);
@@ -247,6 +270,12 @@ export class FastKernels implements Kernels {
     const size = this.live.get(at);
     if (size === undefined) throw new Error("fast kernels: free of a block not allocated");
     this.live.delete(at);
+    const pk = this.packed.get(at);
+    if (pk) {
+      this.packed.delete(at);
+      this.packedBytes -= pk.bytes;
+      this.freeBytes(pk.at);
+    }
     // insert sorted, coalesce
     const fl = this.free_;
     let i = 0;
@@ -309,6 +338,55 @@ export class FastKernels implements Kernels {
     return { type: w.type, rows: w.rows, cols: w.cols, data };
   }
 
+  /**
+   * Packs a frozen heap weight once into the kernels' f32 panel layout (what every matmul would otherwise redo per
+   * call), so matmul skips its pack step: the whole cost of a product when m is small (decoding), a few percent
+   * otherwise. The results are the same bits. Declares `w` frozen: call unpack(w) before changing its values.
+   * Does nothing (returns false) when w is not in the heap or the prepack budget (init's prepackBytes) is spent.
+   */
+  prepack(w: Matrix): boolean {
+    if (!this.inHeap(w.data) || w.rows === 0 || w.cols === 0) return false;
+    this.checkType(w);
+    const key = w.data.byteOffset;
+    const have = this.packed.get(key);
+    if (have && have.type === w.type && have.rows === w.rows && have.cols === w.cols) return true;
+    if (have) this.unpack(w);
+    const panels = Math.ceil(w.rows / NRP);
+    const bytes = panels * NRP * w.cols * 4;
+    if (this.packedBytes + bytes > this.prepackLimit) return false;
+    const at = this.allocBytes(bytes);
+    const K = w.cols;
+    const kcb = Math.ceil(K / Math.ceil(K / KC));
+    const pack = this.ex[`pack_${w.type}_nk`];
+    const ld = rowBytes(w.type, K);
+    for (let t0 = 0; t0 < K; t0 += kcb)
+      pack(key, ld, 0, w.rows, t0, Math.min(kcb, K - t0), at + t0 * panels * NRP * 4);
+    this.packed.set(key, { at, bytes, type: w.type, rows: w.rows, cols: w.cols });
+    this.packedBytes += bytes;
+    return true;
+  }
+
+  /** Drops w's prepacked copy (before its values change); matmul then packs per call again. */
+  unpack(w: Matrix): void {
+    if (!this.inHeap(w.data)) return;
+    const pk = this.packed.get(w.data.byteOffset);
+    if (!pk) return;
+    this.packed.delete(w.data.byteOffset);
+    this.packedBytes -= pk.bytes;
+    this.freeBytes(pk.at);
+  }
+
+  /** Heap bytes held by prepacked weights. */
+  get prepackedBytes(): number {
+    return this.packedBytes;
+  }
+
+  private packedOf(w: Matrix): Packed | undefined {
+    if (this.packed.size === 0 || !this.inHeap(w.data)) return undefined;
+    const pk = this.packed.get(w.data.byteOffset);
+    return pk && pk.type === w.type && pk.rows === w.rows && pk.cols === w.cols ? pk : undefined;
+  }
+
   private ensureScratch(threads: number): void {
     if (threads <= this.scratchThreads) return;
     if (this.scratch) this.freeBytes(this.scratch);
@@ -337,7 +415,7 @@ export class FastKernels implements Kernels {
     new Uint8Array(view.buffer, view.byteOffset, bytes).set(new Uint8Array(this.buf(), at, bytes));
   }
 
-  private run(kind: number, args: number[], flops: number): void {
+  private run(kind: number, args: number[], flops: number, parallel = flops >= MIN_PARALLEL_FLOPS): void {
     const u = this.ctlU;
     u[CTL.KIND] = kind;
     for (let i = 0; i < args.length; i++) u[CTL.ARGS + i] = args[i] >>> 0;
@@ -347,22 +425,90 @@ export class FastKernels implements Kernels {
     u[CTL.ARGS + 14] = NC;
     u[CTL.ARGS + 15] = MC;
     u[CTL.ARGS + 16] = MR;
-    const nth = flops < MIN_PARALLEL_FLOPS ? 1 : this.nthreads;
+    this.runJob(kind, parallel);
+  }
+
+  /** Starts the job whose arguments are in the control block, takes part in it and waits for its work items. */
+  private runJob(kind: number, parallel: boolean): void {
+    const u = this.ctlU;
+    u[CTL.KIND] = kind;
+    const nth = parallel ? this.nthreads : 1;
     u[CTL.NTH] = nth;
-    if (this.workers.length === 0 || nth === 1) {
-      gemmPart(this.ex, u, 0);
-      return;
+    // a new job: its tag, no item claimed or done yet (see gemmPart)
+    const tag = (this.job = (this.job + 1) & 0xffff);
+    Atomics.store(this.ctl32, CTL.DONEI, 0);
+    Atomics.store(this.ctl32, CTL.NEXT, tag << 16);
+    Atomics.store(this.ctl32, CTL.JOB, tag);
+    if (this.workers.length > 0 && nth > 1) {
+      Atomics.add(this.ctl32, CTL.SEQ, 1);
+      Atomics.notify(this.ctl32, CTL.SEQ);
     }
-    Atomics.store(this.ctl32, CTL.DONE, 0);
-    Atomics.add(this.ctl32, CTL.SEQ, 1);
-    Atomics.notify(this.ctl32, CTL.SEQ);
-    gemmPart(this.ex, u, 0);
-    const need = this.workers.length;
+    const items = kind >= 16 ? elemPart(u, this.buf()) : gemmPart(this.ex, u, 0);
     for (;;) {
-      const d = Atomics.load(this.ctl32, CTL.DONE);
-      if (d >= need) break;
-      Atomics.wait(this.ctl32, CTL.DONE, d);
+      const d = Atomics.load(this.ctl32, CTL.DONEI);
+      if (d >= items) break;
+      Atomics.wait(this.ctl32, CTL.DONEI, d);
     }
+  }
+
+  // ---------------------------------------------------------------- element-wise jobs (ops.ts, split by threads)
+
+  /** True when the element-wise jobs below can run on these arrays (all in the heap, worth a hand-off). */
+  canSplit(work: number, ...views: ArrayBufferView[]): boolean {
+    if (this.nthreads < 2 || work < 1 << 16) return false;
+    for (const v of views) if (!this.inHeap(v) || v.byteOffset % 4 !== 0) return false;
+    return true;
+  }
+
+  private elem(kind: number, args: number[], scale = 0): void {
+    this.f64ctl[F64_ARG] = scale;
+    for (let i = 0; i < args.length; i++) this.ctlU[CTL.ARGS + i] = args[i] >>> 0;
+    this.runJob(kind, true);
+  }
+
+  /** act = silu(gate) * up over `size` floats (ops.swigluForward's loop, same bits). */
+  swiglu(act: Float32Array, gate: Float32Array, up: Float32Array, size: number): void {
+    this.elem(ELEM.SWIGLU, [act.byteOffset, gate.byteOffset, up.byteOffset, size]);
+  }
+
+  /** ops.swigluBackward's loop, same bits. */
+  swigluBackward(
+    dgate: Float32Array,
+    dup: Float32Array,
+    dact: Float32Array,
+    gate: Float32Array,
+    up: Float32Array,
+    size: number,
+  ): void {
+    this.elem(ELEM.SWIGLU_BACKWARD, [
+      dgate.byteOffset,
+      dup.byteOffset,
+      dact.byteOffset,
+      gate.byteOffset,
+      up.byteOffset,
+      size,
+    ]);
+  }
+
+  /** out[r] = logSumExp of row r of logits [rows, V] (ops.logSumExp, same bits); out in the heap. */
+  logSumExpRows(out: Float64Array, logits: Float32Array, V: number, rows: number): void {
+    this.elem(ELEM.LOGSUMEXP_ROWS, [logits.byteOffset, V, rows, out.byteOffset]);
+  }
+
+  /** ops.crossEntropyBackwardInPlace on every row of logits [rows, V]; out[r] = -log p[target r]. */
+  crossEntropyRows(
+    out: Float64Array,
+    logits: Float32Array,
+    V: number,
+    rows: number,
+    targets: Int32Array,
+    scale: number,
+  ): void {
+    this.elem(
+      ELEM.CROSS_ENTROPY_ROWS,
+      [logits.byteOffset, V, rows, targets.byteOffset, out.byteOffset],
+      scale,
+    );
   }
 
   private checkType(w: Matrix): void {
@@ -425,8 +571,21 @@ export class FastKernels implements Kernels {
     try {
       const wb = rowBytes(w.type, cols);
       const ap = this.stage(x, m * cols * 4, temps, true);
-      const wp = this.stage(w.data, rows * wb, temps, true);
+      const pk = this.packedOf(w);
       const cp = this.stage(out, m * rows * 4, temps, false);
+      if (pk) {
+        // a, ars, aks, src, ld (= panels), N, K, M, c, ldc, accum; memory-bound for few rows: split by weight size
+        const wbytes = rows * cols * 4;
+        this.run(
+          KIND_PACKED,
+          [ap, cols * 4, 4, pk.at, Math.ceil(rows / NRP), rows, cols, m, cp, rows * 4, 0],
+          2 * m * rows * cols,
+          m * rows * cols * 2 >= MIN_PARALLEL_FLOPS || wbytes >= MIN_PARALLEL_PACKED_BYTES,
+        );
+        this.unstage(out, cp, m * rows * 4);
+        return;
+      }
+      const wp = this.stage(w.data, rows * wb, temps, true);
       // a, ars, aks, src, ld, N, K, M, c, ldc, accum
       this.run(
         PACK_INDEX[w.type],

@@ -13,6 +13,8 @@
 //       mode "nk": B(t, j) = S[j][t]  (S row-major, row stride ld bytes: a weight W[N][K] seen as Wᵀ)
 //       mode "kn": B(t, j) = S[t][j]  (S row-major, row stride ld bytes)
 //       type f32 | f16 | bf16 | q8_0 (q8_0 rows are ggml blocks of 34 bytes per 32 values; ld = row bytes).
+//   block1, packA1: block and packA with 1-row tiles, for products of fewer than MR rows (decoding). Every output
+//       element is the same FMA chain as in block (lane j of the same panel), so results are bit-identical.
 import { encodeModule, Fn, I32, V128 } from "./builder.js";
 
 export const NR = 8; // columns per packed panel (2 x f32x4)
@@ -23,8 +25,8 @@ const UNROLL = 1 << UNROLL_LOG;
 export type PackType = "f32" | "f16" | "bf16" | "q8_0";
 export type PackMode = "nk" | "kn";
 
-function emitBlock(relaxed: boolean, MR: number): Fn {
-  const f = new Fn("block", [I32, I32, I32, I32, I32, I32, I32, I32, I32], []);
+function emitBlock(relaxed: boolean, MR: number, name = "block"): Fn {
+  const f = new Fn(name, [I32, I32, I32, I32, I32, I32, I32, I32, I32], []);
   const [ap, bp, npanels, lastCols, kc, c, ldc, mrows, accum] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const NV = NR / 4;
   const i = f.local(I32);
@@ -190,8 +192,8 @@ function emitBlock(relaxed: boolean, MR: number): Fn {
 }
 
 /** packA(a, ars, aks, mrows, kc, dst): MR-row tiles [t][MR] of A(i,t) = f32 at a + i*ars + t*aks, zero-padded. */
-function emitPackA(MR: number): Fn {
-  const f = new Fn("packA", [I32, I32, I32, I32, I32, I32], []);
+function emitPackA(MR: number, name = "packA"): Fn {
+  const f = new Fn(name, [I32, I32, I32, I32, I32, I32], []);
   const [a, ars, aks, mrows, kc, dst] = [0, 1, 2, 3, 4, 5];
   const i = f.local(I32);
   const t = f.local(I32);
@@ -394,5 +396,7 @@ export function gemmModuleBytes(
 ): Uint8Array<ArrayBuffer> {
   const fns: Fn[] = [emitBlock(relaxed, mr), emitPackA(mr)];
   for (const t of PACK_TYPES) for (const m of ["nk", "kn"] as PackMode[]) fns.push(emitPack(t, m));
+  // 1-row variants for products with fewer than MR rows (decoding): same per-element FMA chain, no padded rows
+  fns.push(emitBlock(relaxed, 1, "block1"), emitPackA(1, "packA1"));
   return encodeModule(fns, minPages, maxPages);
 }
