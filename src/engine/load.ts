@@ -78,35 +78,8 @@ export function weightsFromGGUF(file: GGUFFile, opts: LoadOptions = {}): EngineW
     return { type: "f32", rows, cols, data: file.readTensorF32(t) };
   };
   const vector = (name: string): Float32Array => file.readTensorF32(name);
-  const hasBias = spec.attentionBias;
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < spec.numLayers; i++) {
-    const b = `blk.${i}.`;
-    layers.push({
-      attnNorm: vector(`${b}attn_norm.weight`),
-      wq: matrix(`${b}attn_q.weight`),
-      wk: matrix(`${b}attn_k.weight`),
-      wv: matrix(`${b}attn_v.weight`),
-      wo: matrix(`${b}attn_output.weight`),
-      bq: hasBias ? vector(`${b}attn_q.bias`) : undefined,
-      bk: hasBias ? vector(`${b}attn_k.bias`) : undefined,
-      bv: hasBias ? vector(`${b}attn_v.bias`) : undefined,
-      ffnNorm: vector(`${b}ffn_norm.weight`),
-      wGate: matrix(`${b}ffn_gate.weight`),
-      wUp: matrix(`${b}ffn_up.weight`),
-      wDown: matrix(`${b}ffn_down.weight`),
-    });
-  }
-  const tokenEmbd = matrix("token_embd.weight");
   const ropeFreqFactors = file.tensor("rope_freqs.weight") ? vector("rope_freqs.weight") : undefined;
-  return {
-    spec,
-    tokenEmbd,
-    layers,
-    outputNorm: vector("output_norm.weight"),
-    output: spec.tiedEmbeddings ? tokenEmbd : matrix("output.weight"),
-    ropeFreqFactors,
-  };
+  return { ...assembleWeights(spec, matrix, vector), ...(ropeFreqFactors ? { ropeFreqFactors } : {}) };
 }
 
 /** ModelWeights of an open HF checkpoint (f32; q/k rows already in llama.cpp's order). */
@@ -117,6 +90,17 @@ export function weightsFromHF(ckpt: HFCheckpoint): EngineWeights {
     return { type: "f32", rows, cols, data: ckpt.readCanonical(name) };
   };
   const vector = (name: string): Float32Array => ckpt.readCanonical(name);
+  // Llama-3 rope scaling from config.json is turned into frequency factors by the rope table itself.
+  return assembleWeights(spec, matrix, vector);
+}
+
+/** The weights of a spec from tensor readers keyed by canonical (GGUF) name; shared by every format. */
+function assembleWeights(
+  spec: ModelSpec,
+  matrix: (name: string) => Matrix,
+  vector: (name: string) => Float32Array,
+): EngineWeights {
+  const bias = (name: string) => (spec.attentionBias ? vector(name) : undefined);
   const layers: LayerWeights[] = [];
   for (let i = 0; i < spec.numLayers; i++) {
     const b = `blk.${i}.`;
@@ -126,9 +110,9 @@ export function weightsFromHF(ckpt: HFCheckpoint): EngineWeights {
       wk: matrix(`${b}attn_k.weight`),
       wv: matrix(`${b}attn_v.weight`),
       wo: matrix(`${b}attn_output.weight`),
-      bq: spec.attentionBias ? vector(`${b}attn_q.bias`) : undefined,
-      bk: spec.attentionBias ? vector(`${b}attn_k.bias`) : undefined,
-      bv: spec.attentionBias ? vector(`${b}attn_v.bias`) : undefined,
+      bq: bias(`${b}attn_q.bias`),
+      bk: bias(`${b}attn_k.bias`),
+      bv: bias(`${b}attn_v.bias`),
       ffnNorm: vector(`${b}ffn_norm.weight`),
       wGate: matrix(`${b}ffn_gate.weight`),
       wUp: matrix(`${b}ffn_up.weight`),
@@ -136,7 +120,6 @@ export function weightsFromHF(ckpt: HFCheckpoint): EngineWeights {
     });
   }
   const tokenEmbd = matrix("token_embd.weight");
-  // Llama-3 rope scaling from config.json is turned into frequency factors by the rope table itself.
   return {
     spec,
     tokenEmbd,
