@@ -219,7 +219,8 @@ test("train writes GGUF and PEFT adapters that generate and logprobs use", async
 test("train --max-steps then --resume gives the same adapter as an uninterrupted run", () => {
   const full = join(dir, "full");
   const parts = join(dir, "parts");
-  assert.equal(buckle("train", ...TRAIN_FLAGS, "-o", full).code, 0);
+  const whole = buckle("train", ...TRAIN_FLAGS, "-o", full);
+  assert.equal(whole.code, 0, whole.stderr);
   // Stops after step 3; the latest checkpoint is step 2, so the resumed run redoes step 3.
   const first = buckle("train", ...TRAIN_FLAGS, "-o", parts, "--max-steps", "3");
   assert.equal(first.code, 0, first.stderr);
