@@ -1,273 +1,141 @@
-// `buckle train`: LoRA fine-tuning of a GGUF model on an SFT dataset, with loss on assistant tokens only,
-// progress on stderr, resumable checkpoints, and the adapter written as GGUF LoRA and PEFT.
+// `buckle train`: LoRA fine-tuning of a GGUF model on an SFT dataset through the stages library (loss on the
+// assistant's tokens only), progress on stderr, resumable checkpoints, adapters out as GGUF LoRA and PEFT.
+// Also the flag plumbing `buckle defend` and `buckle attack` share: recipe flags, datasets, progress, Ctrl-C.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { ensureFastKernels } from "../../engine/index.js";
-import { readSftFile, type SftExample } from "../../data/sft.js";
-import { renderWithSpans, type ChatTemplate } from "../../formats/chat/index.js";
-import type { Tokenizer } from "../../formats/tokenizer/index.js";
-import { mergeLoraIntoGGUF, writeGGUFLora, writePeftAdapter } from "../../engine/adapters/index.js";
+import { readSftFile } from "../../data/sft.js";
+import type { Sample } from "../../data/sample.js";
+import { latestCheckpoint, LORA_TARGETS, type LoraTarget, type TrainProgress } from "../../engine/index.js";
 import {
-  latestCheckpoint,
-  LORA_TARGETS,
-  train,
-  type LoraTarget,
-  type LrSchedule,
-  type TrainConfig,
-  type TrainExample,
-  type TrainProgress,
-  type TrainResult,
-} from "../../engine/index.js";
-import { BuckleError, InputError } from "../../util/errors.js";
-import { writeFileAtomic } from "../../util/fs.js";
-import { packageVersion } from "../../util/version.js";
+  baseHandle,
+  describePlan,
+  nativeTrainer,
+  PRESET_NAMES,
+  resolveRecipe,
+  type ModelHandle,
+  type RecipeField,
+  type TrainOutcome,
+  type TrainRecipe,
+} from "../../stages/index.js";
+import { InputError } from "../../util/errors.js";
 import { intOption, numberOption } from "../options.js";
-import { loadModelAndAdapter } from "../open-model.js";
 
-interface TrainFlags {
-  threads?: number;
-  model: string;
-  data: string;
-  output: string;
-  loraRank: number;
-  loraAlpha: number;
-  loraDropout: number;
-  targets: string;
-  lr: number;
-  epochs: number;
-  batchSize: number;
-  gradAccum: number;
-  maxSeqLen: number;
-  schedule: string;
-  warmupSteps: number;
-  weightDecay: number;
-  clip: number;
-  seed: number;
-  evalData?: string;
-  evalEvery: number;
-  checkpointEvery: number;
-  resume?: boolean;
-  maxSteps?: number;
-  merge?: string;
-  json?: boolean;
+/** The recipe flags: field, flag, commander attribute, description, parser. */
+const RECIPE_FLAGS: [RecipeField, string, string, string, ((v: string) => number) | undefined][] = [
+  ["loraRank", "--lora-rank <n>", "loraRank", "LoRA rank", intOption],
+  ["loraAlpha", "--lora-alpha <x>", "loraAlpha", "LoRA alpha (scale = alpha / rank)", numberOption],
+  ["loraDropout", "--lora-dropout <p>", "loraDropout", "dropout on the adapters' input", numberOption],
+  [
+    "targets",
+    "--targets <list>",
+    "targets",
+    `comma-separated projections, or "all" (${LORA_TARGETS.join(",")})`,
+    undefined,
+  ],
+  ["learningRate", "--lr <x>", "lr", "peak learning rate", numberOption],
+  ["epochs", "--epochs <n>", "epochs", "passes over the data", numberOption],
+  ["batchSize", "--batch-size <n>", "batchSize", "sequences per micro-batch", intOption],
+  ["gradAccumSteps", "--grad-accum <n>", "gradAccum", "micro-batches per optimizer step", intOption],
+  ["maxSeqLen", "--max-seq-len <n>", "maxSeqLen", "longer chats are truncated (and reported)", intOption],
+  ["schedule", "--schedule <name>", "schedule", "constant | cosine | linear (after warmup)", undefined],
+  ["warmupSteps", "--warmup-steps <n>", "warmupSteps", "linear warmup steps", intOption],
+  ["weightDecay", "--weight-decay <x>", "weightDecay", "AdamW weight decay", numberOption],
+  ["maxGradNorm", "--clip <x>", "clip", "clip the global gradient norm (0 = off)", numberOption],
+  ["seed", "--seed <n>", "seed", "seed of the adapter init, data order, dropout (and mixing)", intOption],
+  [
+    "evalEvery",
+    "--eval-every <n>",
+    "evalEvery",
+    "evaluation interval in steps (0 = start and end only)",
+    intOption,
+  ],
+  [
+    "checkpointEvery",
+    "--checkpoint-every <n>",
+    "checkpointEvery",
+    "checkpoint interval in steps (the last step always writes one)",
+    intOption,
+  ],
+];
+
+const FLAG_OF = Object.fromEntries(RECIPE_FLAGS.map(([f, flag]) => [f, flag.split(" ")[0]])) as Record<
+  RecipeField,
+  string
+>;
+
+/** `buckle train`'s own defaults (a general one-pass SFT); defend and attack take theirs from --preset. */
+const TRAIN_DEFAULTS: Partial<Record<RecipeField, number | string>> = {
+  loraRank: 16,
+  loraAlpha: 32,
+  loraDropout: 0.05,
+  targets: "all",
+  learningRate: 2e-4,
+  epochs: 1,
+  batchSize: 4,
+  gradAccumSteps: 1,
+  maxSeqLen: 512,
+  schedule: "cosine",
+  warmupSteps: 0,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  seed: 1,
+  evalEvery: 0,
+  checkpointEvery: 50,
+};
+
+export interface RecipeOptionsSpec {
+  /** Commander defaults (buckle train); without them a flag left out takes the preset's value. */
+  defaults?: Partial<Record<RecipeField, number | string>>;
+  /** Offer --preset (default true). */
+  preset?: boolean;
+  /** Where unset values come from, for the help text; default "from --preset". */
+  defaultNote?: string;
 }
 
-export function registerTrainCommand(program: Command): void {
-  program
-    .command("train")
-    .description("Fine-tune a LoRA adapter on a chat dataset (loss on the assistant's tokens only)")
-    .requiredOption("-m, --model <file.gguf>", "the base model")
-    .requiredOption(
-      "-d, --data <file>",
-      "training data: JSONL or JSON (OpenAI messages, prompt/response, Alpaca)",
-    )
-    .requiredOption("-o, --output <dir>", "where the adapter, config and checkpoints go")
-    .option("--lora-rank <n>", "LoRA rank", intOption, 16)
-    .option("--lora-alpha <x>", "LoRA alpha (scale = alpha / rank)", numberOption, 32)
-    .option("--lora-dropout <p>", "dropout on the adapters' input", numberOption, 0.05)
-    .option("--targets <list>", `comma-separated projections, or "all" (${LORA_TARGETS.join(",")})`, "all")
-    .option("--lr <x>", "peak learning rate", numberOption, 2e-4)
-    .option("--epochs <n>", "passes over the data", numberOption, 1)
-    .option("--batch-size <n>", "sequences per micro-batch", intOption, 4)
-    .option("--grad-accum <n>", "micro-batches per optimizer step", intOption, 1)
-    .option("--max-seq-len <n>", "longer chats are truncated (and reported)", intOption, 512)
-    .option("--schedule <name>", "constant | cosine | linear (after warmup)", "cosine")
-    .option("--warmup-steps <n>", "linear warmup steps", intOption, 0)
-    .option("--weight-decay <x>", "AdamW weight decay", numberOption, 0)
-    .option("--clip <x>", "clip the global gradient norm (0 = off)", numberOption, 1)
-    .option("--seed <n>", "seed of the adapter init, data order and dropout", intOption, 1)
-    .option(
-      "--eval-data <file>",
-      "held-out data, evaluated at the start, every --eval-every steps and the end",
-    )
-    .option("--eval-every <n>", "evaluation interval in steps (0 = start and end only)", intOption, 0)
-    .option(
-      "--checkpoint-every <n>",
-      "checkpoint interval in steps (the last step always writes one)",
-      intOption,
-      50,
-    )
-    .option("--resume", "continue from the latest checkpoint in <dir>/checkpoints")
-    .option(
-      "--max-steps <n>",
-      "stop after this step (the schedule still spans the whole run); --resume continues",
-      intOption,
-    )
-    .option("--merge <out.gguf>", "also write the base model with the adapter merged in")
-    .option("--json", "print a JSON summary on stdout")
-    .addHelpText(
-      "after",
-      "\nExamples:\n  buckle train --model tiny.gguf --data chats.jsonl -o out --epochs 3 --lr 1e-3\n" +
-        "  buckle train --model tiny.gguf --data chats.jsonl -o out --epochs 3 --lr 1e-3 --resume\n\n" +
-        "Writes <dir>/adapter.gguf (llama.cpp LoRA), <dir>/peft/ (PEFT), <dir>/train-config.json and\n" +
-        "<dir>/checkpoints/. Progress goes to stderr; Ctrl-C stops after the current step.\n",
-    )
-    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
-    .action(async (flags: TrainFlags) => {
-      const maxSteps = flags.maxSteps;
-      if (maxSteps !== undefined && maxSteps < 1)
-        throw new InputError(`--max-steps must be at least 1, got ${maxSteps}`);
-      const config = trainConfigFromFlags(flags);
-      const out = resolve(flags.output);
-      const checkpointDir = join(out, "checkpoints");
-      const resumeFrom = flags.resume ? latestCheckpoint(checkpointDir) : undefined;
-      if (flags.resume && !resumeFrom) {
-        throw new InputError(`--resume: no checkpoint in ${checkpointDir}`, {
-          hint: "run without --resume to start training",
-        });
-      }
-      if (!flags.resume && latestCheckpoint(checkpointDir)) {
-        throw new InputError(`${checkpointDir} already holds checkpoints of an earlier run`, {
-          hint: "pass --resume to continue that run, or choose another output directory",
-        });
-      }
-      config.checkpointDir = checkpointDir;
-
-      await ensureFastKernels(flags.threads);
-      const { model, tokenizer, template } = loadModelAndAdapter(flags.model, undefined);
-      const spec = model.spec;
-      const log = (s: string) => process.stderr.write(s + "\n");
-      let maxLen = flags.maxSeqLen;
-      if (!(maxLen >= 2)) throw new InputError(`--max-seq-len must be at least 2, got ${maxLen}`);
-      if (maxLen > spec.contextLength) {
-        log(
-          `note: --max-seq-len ${maxLen} is above the model's context ${spec.contextLength}; using ${spec.contextLength}`,
-        );
-        maxLen = spec.contextLength;
-      }
-      const data = tokenizeDataset(readSftFile(flags.data), tokenizer, template, maxLen);
-      reportTruncation(log, `training data ${flags.data}`, data, maxLen);
-      if (data.examples.length === 0)
-        throw new InputError(`${flags.data}: no example has assistant tokens within --max-seq-len ${maxLen}`);
-      const evalData = flags.evalData
-        ? tokenizeDataset(readSftFile(flags.evalData), tokenizer, template, maxLen)
-        : undefined;
-      if (evalData) reportTruncation(log, `eval data ${flags.evalData}`, evalData, maxLen);
-
-      const perStep = config.batchSize * (config.gradAccumSteps ?? 1);
-      const totalSteps = Math.ceil(((config.epochs ?? 1) * data.examples.length) / perStep);
-      log(
-        `training ${basename(flags.model)} (${spec.arch}, template ${template.name}) on ${data.examples.length} chats ` +
-          `(${data.tokens} tokens, ${data.targets} trained): ${totalSteps} steps of ${perStep} sequences` +
-          (resumeFrom ? `, resuming from ${basename(resumeFrom)}` : ""),
-      );
-      mkdirSync(checkpointDir, { recursive: true });
-
-      const controller = new AbortController();
-      let interrupted = false;
-      const onSigint = () => {
-        interrupted = true;
-        log("interrupt: stopping after the current step");
-        controller.abort();
-      };
-      process.once("SIGINT", onSigint);
-      const started = Date.now();
-      let stepsThisRun = 0;
-      let result: TrainResult;
-      try {
-        result = await train(model, data.examples, config, {
-          evalSet: evalData?.examples,
-          resumeFrom,
-          signal: controller.signal,
-          onProgress: (p) => {
-            stepsThisRun++;
-            log(progressLine(p, (Date.now() - started) / stepsThisRun / 1000));
-            if (maxSteps !== undefined && p.step >= maxSteps) controller.abort();
-          },
-        });
-      } finally {
-        process.removeListener("SIGINT", onSigint);
-      }
-      const lora = result.lora;
-      if (!lora) throw new BuckleError("training returned no adapter");
-
-      const adapterPath = join(out, "adapter.gguf");
-      const peftDir = join(out, "peft");
-      writeGGUFLora(adapterPath, lora, spec, { baseName: basename(flags.model).replace(/\.gguf$/i, "") });
-      writePeftAdapter(peftDir, lora, { baseModel: resolve(flags.model), spec });
-      const completed = result.step >= result.totalSteps;
-      let merged: string | undefined;
-      if (flags.merge && completed) {
-        merged = mergeLoraIntoGGUF(flags.model, lora, flags.merge).path;
-      }
-      const lastCheckpoint = latestCheckpoint(checkpointDir);
-      const last = result.history[result.history.length - 1];
-      const record = {
-        buckle: packageVersion(),
-        node: process.version,
-        completed,
-        step: result.step,
-        totalSteps: result.totalSteps,
-        model: { path: resolve(flags.model), arch: spec.arch, vocabSize: spec.vocabSize },
-        template: template.name,
-        data: datasetRecord(flags.data, data),
-        evalData: evalData ? datasetRecord(flags.evalData as string, evalData) : null,
-        maxSeqLen: maxLen,
-        config: { ...config, checkpointDir: "checkpoints" },
-        seeds: { train: config.seed, note: "adapter init, data order and dropout all derive from this seed" },
-        finalLoss: last?.loss ?? null,
-        evals: result.evals,
-        outputs: {
-          adapter: "adapter.gguf",
-          peft: "peft",
-          checkpoint: lastCheckpoint ? join("checkpoints", basename(lastCheckpoint)) : null,
-          merged: merged ?? null,
-        },
-      };
-      writeFileAtomic(join(out, "train-config.json"), JSON.stringify(record, null, 2) + "\n");
-
-      if (!completed) {
-        log(
-          `${interrupted ? "interrupted" : "stopped"} at step ${result.step} of ${result.totalSteps}; ` +
-            `latest checkpoint: ${lastCheckpoint ?? "none"}; continue with --resume` +
-            (flags.merge ? " (--merge is written when training completes)" : ""),
-        );
-      }
-      log(
-        `wrote ${adapterPath}, ${peftDir}/, ${join(out, "train-config.json")}${merged ? `, ${merged}` : ""}`,
-      );
-      if (flags.json) {
-        process.stdout.write(
-          JSON.stringify({ output: out, ...record, history: result.history }, null, 2) + "\n",
-        );
-      }
-    });
+/** Add the recipe flags (and --preset) to a command. */
+export function addRecipeOptions(cmd: Command, spec: RecipeOptionsSpec = {}): Command {
+  const { defaults } = spec;
+  if (spec.preset ?? true)
+    cmd.option(
+      "--preset <name>",
+      `start from a named recipe: ${PRESET_NAMES.join(" | ")}` +
+        (defaults ? " (replaces the defaults below)" : ` (default: "default")`),
+    );
+  for (const [field, flag, , description, parse] of RECIPE_FLAGS) {
+    const text = defaults ? description : `${description} (default: ${spec.defaultNote ?? "from --preset"})`;
+    const d = defaults?.[field];
+    if (parse) cmd.option(flag, text, parse, d as number | undefined);
+    else cmd.option(flag, text, d as string | undefined);
+  }
+  return cmd;
 }
 
-function trainConfigFromFlags(flags: TrainFlags): TrainConfig {
-  const schedules: LrSchedule[] = ["constant", "cosine", "linear"];
-  if (!schedules.includes(flags.schedule as LrSchedule))
-    throw new InputError(`--schedule must be constant, cosine or linear, got "${flags.schedule}"`);
-  const targets = parseTargets(flags.targets);
-  const positive = (name: string, v: number) => {
-    if (!(v > 0)) throw new InputError(`${name} must be positive, got ${v}`);
-  };
-  positive("--lr", flags.lr);
-  positive("--epochs", flags.epochs);
-  positive("--batch-size", flags.batchSize);
-  positive("--grad-accum", flags.gradAccum);
-  positive("--lora-alpha", flags.loraAlpha);
-  positive("--checkpoint-every", flags.checkpointEvery);
-  if (flags.warmupSteps < 0) throw new InputError(`--warmup-steps must be >= 0, got ${flags.warmupSteps}`);
-  if (flags.clip < 0) throw new InputError(`--clip must be >= 0 (0 = off), got ${flags.clip}`);
-  if (flags.evalEvery < 0) throw new InputError(`--eval-every must be >= 0, got ${flags.evalEvery}`);
-  return {
-    seed: flags.seed,
-    lora: { rank: flags.loraRank, alpha: flags.loraAlpha, dropout: flags.loraDropout, targets },
-    learningRate: flags.lr,
-    schedule: flags.schedule as LrSchedule,
-    warmupSteps: flags.warmupSteps,
-    weightDecay: flags.weightDecay,
-    maxGradNorm: flags.clip,
-    batchSize: flags.batchSize,
-    gradAccumSteps: flags.gradAccum,
-    epochs: flags.epochs,
-    evalEvery: flags.evalEvery,
-    checkpointEvery: flags.checkpointEvery,
-  };
+/** How a recipe field is named in errors: its flag. */
+export function flagLabel(field: RecipeField): string {
+  return FLAG_OF[field] ?? field;
+}
+
+/** The recipe fields the flags set. Commander defaults count only when no --preset was given. */
+export function recipeOverridesFromFlags(flags: Record<string, unknown>, cmd: Command): Partial<TrainRecipe> {
+  const overrides: Record<string, unknown> = {};
+  for (const [field, , attr] of RECIPE_FLAGS) {
+    const value = flags[attr];
+    if (value === undefined) continue;
+    if (flags.preset !== undefined && cmd.getOptionValueSource(attr) === "default") continue;
+    overrides[field] = field === "targets" ? parseTargets(value as string) : value;
+  }
+  return overrides as Partial<TrainRecipe>;
+}
+
+/** The recipe the flags ask for: --preset (default "default") with every flag the user typed on top. */
+export function recipeFromFlags(flags: Record<string, unknown>, cmd: Command): TrainRecipe {
+  return resolveRecipe(recipeOverridesFromFlags(flags, cmd), {
+    preset: (flags.preset as string | undefined) ?? "default",
+    label: flagLabel,
+  });
 }
 
 function parseTargets(list: string): LoraTarget[] {
@@ -287,88 +155,163 @@ function parseTargets(list: string): LoraTarget[] {
   return [...new Set(names)] as LoraTarget[];
 }
 
-interface TokenizedDataset {
-  examples: TrainExample[];
-  /** Rows cut at the length limit, and rows dropped because no assistant token was left. */
-  truncated: { file: string; line: number; tokens: number }[];
-  dropped: { file: string; line: number }[];
-  tokens: number;
-  targets: number;
-  sha256: string;
-  rows: number;
+/** A training file's rows as Samples (ids "<file>:<line>", meta.line), with the file's sha256. */
+export function readTrainingFile(path: string): { samples: Sample[]; sha256: string } {
+  const rows = readSftFile(path);
+  const samples = rows.map((r) => ({
+    id: `${r.file}:${r.line}`,
+    messages: r.messages,
+    source: r.file,
+    meta: { line: r.line, format: r.format },
+  }));
+  return { samples, sha256: createHash("sha256").update(readFileSync(path)).digest("hex") };
 }
 
-/**
- * Render every chat with the template; the loss covers each assistant answer and its end-of-turn tokens
- * (contentStart..turnEnd). Chats longer than maxLen keep their first maxLen tokens.
- */
-function tokenizeDataset(
-  rows: SftExample[],
-  tokenizer: Tokenizer,
-  template: ChatTemplate,
-  maxLen: number,
-): TokenizedDataset {
-  const out: TokenizedDataset = {
-    examples: [],
-    truncated: [],
-    dropped: [],
-    tokens: 0,
-    targets: 0,
-    sha256: rows.length ? createHash("sha256").update(readFileSync(rows[0].file)).digest("hex") : "",
-    rows: rows.length,
+/** Progress lines on stderr, Ctrl-C as a clean stop after the current step. */
+export function progressUi(log: (s: string) => void): {
+  onProgress: (p: TrainProgress) => void;
+  signal: AbortSignal;
+  interrupted: () => boolean;
+  done: () => void;
+} {
+  const controller = new AbortController();
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    log("interrupt: stopping after the current step");
+    controller.abort();
   };
-  for (const row of rows) {
-    let rendered;
-    try {
-      rendered = renderWithSpans(template, row.messages, tokenizer);
-    } catch (err) {
-      if (err instanceof InputError)
-        throw new InputError(`${row.file}:${row.line}: ${err.message}`, { hint: err.hint, cause: err });
-      throw err;
-    }
-    let ids = rendered.ids;
-    if (ids.length > maxLen) {
-      out.truncated.push({ file: row.file, line: row.line, tokens: ids.length });
-      ids = ids.slice(0, maxLen);
-    }
-    const spans = rendered.assistantSpans
-      .map((s) => ({ start: s.contentStart, end: Math.min(s.turnEnd, ids.length) }))
-      .filter((s) => s.end > s.start);
-    if (spans.length === 0) {
-      out.dropped.push({ file: row.file, line: row.line });
-      continue;
-    }
-    out.examples.push({ ids, spans });
-    out.tokens += ids.length;
-    out.targets += spans.reduce((s, sp) => s + sp.end - Math.max(1, sp.start), 0);
-  }
-  return out;
+  process.once("SIGINT", onSigint);
+  const started = Date.now();
+  let steps = 0;
+  return {
+    onProgress: (p) => {
+      steps++;
+      log(progressLine(p, (Date.now() - started) / steps / 1000));
+    },
+    signal: controller.signal,
+    interrupted: () => interrupted,
+    done: () => process.removeListener("SIGINT", onSigint),
+  };
 }
 
-function reportTruncation(log: (s: string) => void, file: string, d: TokenizedDataset, maxLen: number): void {
-  if (d.truncated.length === 0) return;
-  const lines = d.truncated.slice(0, 5).map((t) => `${t.line} (${t.tokens} tokens)`);
-  log(
-    `warning: ${file}: ${d.truncated.length} of ${d.rows} chats are longer than --max-seq-len ${maxLen} and were ` +
-      `truncated (lines ${lines.join(", ")}${d.truncated.length > 5 ? ", ..." : ""})` +
-      (d.dropped.length ? `; ${d.dropped.length} had no assistant token left and were dropped` : ""),
+/** How to use a trained model, for the end of a command's output. */
+export function howToOpen(handle: ModelHandle, handleFile: string): string {
+  const adapter = handle.adapter ?? handle.peftDir;
+  return (
+    `model: ${handleFile}\n` +
+    `  base ${handle.gguf}${adapter ? `\n  adapter ${adapter}` : ""}${handle.merged ? `\n  merged ${handle.merged}` : ""}\n` +
+    `  open it: buckle generate --model ${handle.gguf}${adapter ? ` --adapter ${adapter}` : ""} --prompt "..."` +
+    `  (library: openHandle(readHandle("${handleFile}")))`
   );
 }
 
-function datasetRecord(path: string, d: TokenizedDataset): Record<string, unknown> {
-  return {
-    path: resolve(path),
-    sha256: d.sha256,
-    rows: d.rows,
-    examples: d.examples.length,
-    tokens: d.tokens,
-    targetTokens: d.targets,
-    truncated: d.truncated.length,
-    dropped: d.dropped.length,
-  };
+interface TrainFlags extends Record<string, unknown> {
+  threads?: number;
+  model: string;
+  data: string;
+  output: string;
+  evalData?: string;
+  resume?: boolean;
+  maxSteps?: number;
+  merge?: string;
+  json?: boolean;
 }
 
-function progressLine(p: TrainProgress, secondsPerStep: number): string {
+export function registerTrainCommand(program: Command): void {
+  const cmd = program
+    .command("train")
+    .description("Fine-tune a LoRA adapter on a chat dataset (loss on the assistant's tokens only)")
+    .requiredOption("-m, --model <file.gguf>", "the base model")
+    .requiredOption(
+      "-d, --data <file>",
+      "training data: JSONL or JSON (OpenAI messages, prompt/response, Alpaca)",
+    )
+    .requiredOption("-o, --output <dir>", "where the adapter, config and checkpoints go");
+  addRecipeOptions(cmd, { defaults: TRAIN_DEFAULTS })
+    .option(
+      "--eval-data <file>",
+      "held-out data, evaluated at the start, every --eval-every steps and the end",
+    )
+    .option("--resume", "continue from the latest checkpoint in <dir>/checkpoints")
+    .option(
+      "--max-steps <n>",
+      "stop after this step (the schedule still spans the whole run); --resume continues",
+      intOption,
+    )
+    .option("--merge <out.gguf>", "also write the base model with the adapter merged in")
+    .option("--json", "print a JSON summary on stdout")
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .addHelpText(
+      "after",
+      "\nExamples:\n  buckle train --model tiny.gguf --data chats.jsonl -o out --epochs 3 --lr 1e-3\n" +
+        "  buckle train --model tiny.gguf --data chats.jsonl -o out --epochs 3 --lr 1e-3 --resume\n\n" +
+        "Writes <dir>/adapter.gguf (llama.cpp LoRA), <dir>/peft/ (PEFT), <dir>/train-config.json, <dir>/model.json\n" +
+        "(the model handle) and <dir>/checkpoints/. Progress goes to stderr; Ctrl-C stops after the current step.\n",
+    )
+    .action(async (flags: TrainFlags, command: Command) => {
+      const log = (s: string) => process.stderr.write(s + "\n");
+      if (flags.maxSteps !== undefined && flags.maxSteps < 1)
+        throw new InputError(`--max-steps must be at least 1, got ${flags.maxSteps}`);
+      const recipe = recipeFromFlags(flags, command);
+      const out = resolve(flags.output);
+      const checkpointDir = join(out, "checkpoints");
+      if (flags.resume && !latestCheckpoint(checkpointDir)) {
+        throw new InputError(`--resume: no checkpoint in ${checkpointDir}`, {
+          hint: "run without --resume to start training",
+        });
+      }
+      const data = readTrainingFile(flags.data);
+      const evalData = flags.evalData ? readTrainingFile(flags.evalData) : undefined;
+      const base = await baseHandle(flags.model);
+      const lineOf = (id: string) => id.slice(id.lastIndexOf(":") + 1);
+      const ui = progressUi(log);
+      let outcome: TrainOutcome;
+      try {
+        outcome = await nativeTrainer.train(base, data.samples, recipe, {
+          outDir: out,
+          resume: flags.resume,
+          evalSamples: evalData?.samples,
+          maxSteps: flags.maxSteps,
+          merge: flags.merge,
+          threads: flags.threads,
+          signal: ui.signal,
+          onProgress: ui.onProgress,
+          stage: "train",
+          log,
+          dataInfo: { path: resolve(flags.data), fileSha256: data.sha256 },
+          onPlan: (plan) =>
+            log(
+              describePlan(plan, {
+                limitName: "--max-seq-len",
+                listPrefix: "lines ",
+                label: lineOf,
+                dataName: `training data ${flags.data}`,
+                evalDataName: `eval data ${flags.evalData}`,
+              }),
+            ),
+        });
+      } finally {
+        ui.done();
+      }
+      const { record } = outcome;
+      if (!outcome.completed) {
+        log(
+          `${ui.interrupted() ? "interrupted" : "stopped"} at step ${record.step} of ${record.totalSteps}; ` +
+            `latest checkpoint: ${latestCheckpoint(checkpointDir) ?? "none"}; continue with --resume` +
+            (flags.merge ? " (--merge is written when training completes)" : ""),
+        );
+      }
+      const merged = record.outputs.merged;
+      log(
+        `wrote ${join(out, "adapter.gguf")}, ${join(out, "peft")}/, ${join(out, "train-config.json")}` +
+          `${merged ? `, ${merged}` : ""}`,
+      );
+      if (flags.json) process.stdout.write(JSON.stringify({ output: out, ...record }, null, 2) + "\n");
+    });
+}
+
+export function progressLine(p: TrainProgress, secondsPerStep: number): string {
   const eta = Math.round(secondsPerStep * (p.totalSteps - p.step));
   const tps =
     p.tokensPerSecond >= 1000 ? `${(p.tokensPerSecond / 1000).toFixed(1)}k` : p.tokensPerSecond.toFixed(0);
