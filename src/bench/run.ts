@@ -6,10 +6,11 @@ import { fuzzSafetensors } from "../formats/safetensors/index.js";
 import { InputError } from "../util/errors.js";
 import { packageVersion } from "../util/version.js";
 import { benchBackends } from "./backends.js";
+import { benchCuration } from "./curation.js";
 import { benchEngine } from "./engine.js";
 import { benchTokenizers } from "./tokenizer.js";
 
-export const BENCH_SECTIONS = ["fuzz", "tokenizer", "engine", "backends"] as const;
+export const BENCH_SECTIONS = ["fuzz", "tokenizer", "engine", "backends", "curation"] as const;
 export type BenchSection = (typeof BENCH_SECTIONS)[number];
 
 export interface BenchOptions {
@@ -50,5 +51,6 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   if (want("tokenizer")) results.tokenizer = await benchTokenizers({ seed, strings: 2000 });
   if (want("engine")) results.engine = await benchEngine({ log });
   if (want("backends")) results.backends = await benchBackends({ seed, log });
+  if (want("curation")) results.curation = await benchCuration({ log });
   return results;
 }
