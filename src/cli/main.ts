@@ -15,6 +15,14 @@ import { registerBenchCommand } from "./commands/bench.js";
 import { registerGenerateCommand } from "./commands/generate.js";
 import { registerLogprobsCommand } from "./commands/logprobs.js";
 import { registerTrainCommand } from "./commands/train.js";
+import { registerReportCommand } from "./commands/report.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerDefendCommand } from "./commands/defend.js";
+import { registerAttackCommand } from "./commands/attack.js";
+import { registerCurateCommand } from "./commands/curate.js";
+import { registerEvalCommand } from "./commands/eval.js";
+import { registerWorldCommands } from "./commands/world.js";
+import { registerRunCommands } from "./commands/run.js";
 
 export function buildProgram(): Command {
   const program = new Command("buckle")
@@ -32,6 +40,14 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerLogprobsCommand(program);
   registerTrainCommand(program);
+  registerReportCommand(program);
+  registerDoctorCommand(program);
+  registerDefendCommand(program);
+  registerAttackCommand(program);
+  registerCurateCommand(program);
+  registerEvalCommand(program);
+  registerWorldCommands(program);
+  registerRunCommands(program);
   return program;
 }
 

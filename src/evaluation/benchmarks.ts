@@ -13,6 +13,8 @@ export type BenchmarkKind = "harmful" | "benign" | "over-refusal" | "multiple-ch
 export interface BenchmarkItem {
   id: string;
   prompt: string;
+  /** A system message sent before the prompt (e.g. an identity-shifting attack's system prompt). */
+  system?: string;
   category?: string;
   /** A reference answer (benign sets that carry one). */
   reference?: string;

@@ -4,7 +4,8 @@
 import type { LanguageModel, Sampling } from "../models/index.js";
 import { cachedModel, type Store } from "../store/index.js";
 import { InputError } from "../util/errors.js";
-import type { BenchmarkKind, BenchmarkSet } from "./benchmarks.js";
+import type { BenchmarkItem, BenchmarkKind, BenchmarkSet } from "./benchmarks.js";
+import type { ChatMessage } from "../formats/chat/index.js";
 import { LLAMA_GUARD_TEMPLATE } from "./judges/llamaguard.js";
 import { REFUSAL_PHRASES } from "./judges/keyword.js";
 import { RUBRIC_TEMPLATES } from "./judges/rubric.js";
@@ -156,6 +157,12 @@ export function judgeAppliesTo(judge: Judge): BenchmarkKind[] {
   return ["harmful"];
 }
 
+/** The chat an item is asked as: its system message, if any, then the prompt. */
+function chatOf(item: BenchmarkItem): ChatMessage[] {
+  const user: ChatMessage = { role: "user", content: item.prompt };
+  return item.system === undefined ? [user] : [{ role: "system", content: item.system }, user];
+}
+
 const answerId = (runId: string, set: string, itemId: string, sample: number): string =>
   `${runId}/${set}/${itemId}/${sample}`;
 
@@ -231,7 +238,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvalReport> {
     options.onProgress?.({ set: set.name, phase: "generate", done, total: wanted.length });
     const requests = missing.map((w) => ({
       id: w.id,
-      messages: [{ role: "user" as const, content: w.item.prompt }],
+      messages: chatOf(w.item),
       sampling: { ...sampling, seed: seed + w.sample },
     }));
     const results = await model.generate(requests, {
@@ -339,7 +346,7 @@ async function multipleChoice(
     const choices = item.choices ?? [];
     const results = await model.logprobs(
       choices.map((choice) => ({
-        messages: [{ role: "user" as const, content: item.prompt }],
+        messages: chatOf(item),
         response: choice,
       })),
       { signal: options.signal },

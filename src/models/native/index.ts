@@ -1,8 +1,7 @@
 // The `native` backend: buckle's own TypeScript engine behind the LanguageModel interface.
 // Slower than llama.cpp for inference, but the one backend that can also train.
 
-import { statSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import {
   ensureFastKernels,
   loadModelWeights,
@@ -16,6 +15,7 @@ import type { ChatTemplate } from "../../formats/chat/index.js";
 import { loadTokenizerAndTemplate } from "../../formats/load.js";
 import type { Tokenizer } from "../../formats/tokenizer/index.js";
 import { InputError } from "../../util/errors.js";
+import { fileIdentity } from "../identity.js";
 import { checkSampling, perplexityOf, promptIds, scoredIds } from "../requests.js";
 import type {
   BatchOptions,
@@ -167,12 +167,11 @@ export async function createNativeModel(options: NativeModelOptions): Promise<La
     if (a.scale !== undefined && a.scale !== 1)
       lora = { ...lora, config: { ...lora.config, alpha: lora.config.alpha * a.scale } };
   }
-  const stat = statSync(path);
   const adapterId = adapters
-    .map((a) => `+${basename(a.path)}${a.scale !== undefined && a.scale !== 1 ? `*${a.scale}` : ""}`)
+    .map((a) => `+lora:${fileIdentity(a.path)}${a.scale !== undefined && a.scale !== 1 ? `*${a.scale}` : ""}`)
     .join("");
   const info: ModelInfo = {
-    id: `native:${basename(path)}@${stat.size}-${Math.floor(stat.mtimeMs)}${adapterId}`,
+    id: `native:${fileIdentity(path)}${adapterId}`,
     backend: "native",
     chatTemplate: template.name,
     contextSize: weights.spec.contextLength,
