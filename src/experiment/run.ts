@@ -2,7 +2,7 @@
 // steps (curate once per scorer, train each model once, evaluate each model once) and runs it resumably.
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { readDataset, writeDataset } from "../data/index.js";
 import type { Sample } from "../data/sample.js";
 import {
@@ -145,6 +145,13 @@ export function readSource(ctx: { world?: World }, source: string, what: string)
   return readDataset(path, { allowPromptOnly: what.startsWith("evaluation") }).samples;
 }
 
+/** The name a world split's benchmark set is recorded under (files keep the loader's name). */
+function benchmarkName(source: string): string {
+  if (source.startsWith("world:")) return source.replace(":", "-");
+  if (existsSync(resolve(source))) return basename(source).replace(/\.[^.]+$/, "");
+  return source;
+}
+
 /** A benchmark set from a data source (world splits and dataset files become items; builtin:/hf: refs load). */
 function benchmarkOf(
   ctx: RunContext,
@@ -157,10 +164,11 @@ function benchmarkOf(
     limit ? { ...set, items: set.items.slice(0, limit) } : set;
   if (!source.startsWith("world:") && !existsSync(resolve(source)))
     return loadBenchmark(source, kind).then(cut);
-  if (!source.startsWith("world:")) return loadBenchmark(resolve(source), kind).then(cut);
+  if (!source.startsWith("world:"))
+    return loadBenchmark(resolve(source), kind).then((set) => cut({ ...set, name: benchmarkName(source) }));
   const samples = readSource(ctx, source, what);
   return cut({
-    name: source.replace(":", "-"),
+    name: benchmarkName(source),
     kind,
     builtin: false,
     source,
@@ -367,7 +375,11 @@ interface CellPlan {
 }
 
 /** Build every step of the experiment. */
-function planSteps(ctx: RunContext): { steps: Step[]; cells: CellPlan[] } {
+function planSteps(ctx: RunContext): {
+  steps: Step[];
+  cells: CellPlan[];
+  harmfulSets: Record<string, string>;
+} {
   const { config } = ctx;
   const steps: Step[] = [];
   const cells: CellPlan[] = [];
@@ -429,18 +441,31 @@ function planSteps(ctx: RunContext): { steps: Step[]; cells: CellPlan[] } {
           throw new InputError(`attacks.${a}: no attack data`, { hint: "set data: <file> or world:exharm" });
         return { customer: customerJob, harmful: harmful.length ? harmful : [] };
       };
-      const curatedCount = (): number | undefined => config.training.mixCount;
-      const mixed = (extra: readonly Sample[]) => {
+      // Curated samples mixed into a job: mixCount, or mixRatio x the job's size, or the whole curated set; the
+      // Uncurated and SafetyData baselines mix in the same number of their own samples (fewer if they have fewer).
+      const mixed = (extra: readonly Sample[], curatedSize: number) => {
         const j = job();
+        const t = config.training;
+        const wanted =
+          t.mixCount ??
+          (t.mixRatio !== undefined
+            ? Math.floor(t.mixRatio * (j.customer.length + j.harmful.length) + 0.5)
+            : curatedSize);
         const mix = mixSamples({
           customer: j.customer,
           harmful: j.harmful,
           curated: extra,
-          ratio: config.training.mixCount === undefined ? (config.training.mixRatio ?? 1) : undefined,
-          count: curatedCount(),
+          count: Math.min(wanted, extra.length),
           seed,
         });
         return { samples: mix.samples, counts: mix.counts };
+      };
+      const curatedSize = (): number => {
+        const c = config.curation;
+        const n = readSource(ctx, config.data.pool, "data.pool").length;
+        if (c.count !== undefined) return Math.min(c.count, n);
+        if (c.rate !== undefined) return Math.round(c.rate * n);
+        return n;
       };
       const nodef = `train:nodef:${a}:s${seed}`;
       add({
@@ -556,7 +581,7 @@ function planSteps(ctx: RunContext): { steps: Step[]; cells: CellPlan[] } {
                     );
                   extra = readSource(ctx, config.data.safety, "data.safety");
                 }
-                const mix = mixed(extra);
+                const mix = mixed(extra, curatedSize());
                 return trainStep(
                   ctx,
                   id,
@@ -613,7 +638,10 @@ function planSteps(ctx: RunContext): { steps: Step[]; cells: CellPlan[] } {
               exclusive: "cpu",
               run: (c) => {
                 const pre = (c.deps.get(immunized) as TrainStepResult).handle;
-                const mix = mixed(readCurated((c.deps.get(curateBase) as CurateStepResult).file));
+                const mix = mixed(
+                  readCurated((c.deps.get(curateBase) as CurateStepResult).file),
+                  curatedSize(),
+                );
                 return trainStep(ctx, inId, pre, mix.samples, jobRecipe(), "in", c.progress, mix.counts);
               },
             });
@@ -687,13 +715,18 @@ function planSteps(ctx: RunContext): { steps: Step[]; cells: CellPlan[] } {
   });
   add(evaluateStep("eval:base", null, [...new Set(harmfulSets.values())]));
   for (const cell of cells) add(evaluateStep(cell.evalStep, cell.modelStep, [harmfulSets.get(cell.attack)!]));
-  return { steps, cells };
+  // benchmark set names, as evaluate() records them, of each attack's harmful prompts
+  const setNames: Record<string, string> = {};
+  for (const [attack, source] of harmfulSets) setNames[attack] = benchmarkName(source);
+  return { steps, cells, harmfulSets: setNames };
 }
 
 export interface ExperimentResult {
   runDir: string;
   results: Map<string, unknown>;
   cells: CellPlan[];
+  /** The benchmark set name of each attack's harmful prompts. */
+  harmfulSets: Record<string, string>;
   seconds: number;
   organism?: Organism;
   base: ModelHandle;
@@ -756,7 +789,7 @@ export async function runExperiment(options: RunExperimentOptions): Promise<Expe
     } else {
       ctx.base = await baseHandle(config.model.ref);
     }
-    const { steps, cells } = planSteps(ctx);
+    const { steps, cells, harmfulSets } = planSteps(ctx);
     const results = await runSteps(steps, {
       store,
       concurrency: config.concurrency,
@@ -767,6 +800,7 @@ export async function runExperiment(options: RunExperimentOptions): Promise<Expe
       runDir,
       results,
       cells,
+      harmfulSets,
       seconds: (Date.now() - started) / 1000,
       organism: ctx.organism,
       base: ctx.base,

@@ -51,7 +51,7 @@ export async function runConfig(
   runDir: string,
   flags: { json?: boolean; command?: string },
 ): Promise<void> {
-  await ensureFastKernels();
+  await ensureFastKernels(config.threads);
   const started = Date.now();
   const controller = new AbortController();
   const onSignal = () => {

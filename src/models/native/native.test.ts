@@ -48,7 +48,7 @@ test("native backend: log-probs score exactly the response tokens, in any groupi
   // Chat: the scored tokens decode to the response.
   assert.equal(tokenizer.decode(a[1].tokens).trim(), "Blue, like the sky.");
   assert.equal(model.info().backend, "native");
-  assert.match(model.info().id, /^native:tiny\.gguf@/);
+  assert.match(model.info().id, /^native:tiny\.gguf:\d+:[0-9a-f]{12}$/);
 });
 
 test("native backend: seeded generation is reproducible, batches equal singles, adapters change outputs", async () => {
@@ -78,7 +78,7 @@ test("native backend: seeded generation is reproducible, batches equal singles, 
   const [plain] = await model.logprobs(req);
   const [withLora] = await adapted.logprobs(req);
   assert.ok(plain.logprobs.some((x, i) => Math.abs(x - withLora.logprobs[i]) > 1e-3));
-  assert.match(adapted.info().id, /\+adapter\.gguf$/);
+  assert.match(adapted.info().id, /\+lora:adapter\.gguf:\d+:[0-9a-f]{12}$/);
   await assert.rejects(
     createNativeModel({ modelPath, adapters: [{ path: loraPath }, { path: loraPath }] }),
     /one LoRA adapter at a time/,
