@@ -38,12 +38,28 @@
 // `await fastKernels.init({ threads })` (default 2; 1 = no workers). Without init the kernels run on the calling
 // thread only. The calling thread works too, then blocks (Atomics.wait) until the workers are done, so the API
 // stays synchronous. Small products (< ~2 MFLOP) run on the calling thread alone. `await dispose()` ends workers.
+// Work sharing: see CTL in ./wasm/driver.ts (threads claim work items of a published job; a claim pins the job).
+// Watchdog: a worker that throws, or a job that makes no progress for `stallSeconds`, makes the product throw a
+// BuckleError naming the job (instead of blocking forever); the workers are then dropped and the kernels go on
+// with the calling thread alone until the next init().
 
 import v8 from "node:v8";
 import { Worker } from "node:worker_threads";
+import { BuckleError } from "../../util/errors.js";
 import type { Matrix, MatrixType } from "../types.js";
 import type { Kernels } from "./index.js";
-import { CTL, ELEM, elemPart, F64_ARG, gemmPart, KIND_PACKED, type KernelExports } from "./wasm/driver.js";
+import {
+  CTL,
+  ELEM,
+  elemItem,
+  ERROR_SLOT_BYTES,
+  F64_ARG,
+  gemmItem,
+  KIND_PACKED,
+  planJob,
+  runItems,
+  type KernelExports,
+} from "./wasm/driver.js";
 import { gemmModuleBytes } from "./wasm/gemm-module.js";
 
 const PAGE = 65536;
@@ -60,6 +76,28 @@ const MIN_PARALLEL_FLOPS = 2e6;
 const MIN_PARALLEL_PACKED_BYTES = 256 * 1024;
 const NRP = 8; // panel width of the kernels (gemm-module NR)
 const DEFAULT_PREPACK_BYTES = 2 * 1024 ** 3;
+// The caller's wait for the workers wakes at least this often to check for a failed or stalled worker.
+const WATCH_SLICE_MS = 1000;
+// Longest a job may go without any thread finishing an item or a kc block before it counts as stalled. One kc
+// block is at most MC x KC x NC multiply-adds (~67 M): milliseconds, even on a machine shared by many processes.
+const DEFAULT_STALL_SECONDS = 120;
+const PACK_NAMES = [
+  "f32 nk",
+  "f32 kn",
+  "f16 nk",
+  "f16 kn",
+  "bf16 nk",
+  "bf16 kn",
+  "q8_0 nk",
+  "q8_0 kn",
+  "prepacked",
+];
+const ELEM_NAMES: Record<number, string> = {
+  [ELEM.SWIGLU]: "swiglu",
+  [ELEM.SWIGLU_BACKWARD]: "swigluBackward",
+  [ELEM.LOGSUMEXP_ROWS]: "logSumExpRows",
+  [ELEM.CROSS_ENTROPY_ROWS]: "crossEntropyRows",
+};
 
 /** A frozen weight packed once into the kernels' panel layout (see prepack). */
 interface Packed {
@@ -79,6 +117,8 @@ export interface FastInitOptions {
   relaxed?: boolean;
   /** Most heap bytes spent on prepacked weights (default 2 GiB; 0 turns prepacking off). */
   prepackBytes?: number;
+  /** Seconds a multi-threaded job may make no progress before it throws (default 120). */
+  stallSeconds?: number;
 }
 
 type HeapView = Float32Array | Uint16Array | Uint8Array;
@@ -110,23 +150,37 @@ function rowBytes(type: MatrixType, cols: number): number {
   }
 }
 
+// A worker sleeps on SEQ (waiting on the value it last read, so a bump in between is never lost), then claims work
+// items until none is left. An exception (a wasm trap, say) is written to the worker's slot of the error buffer,
+// published in FAILED and signalled on DONEI, where the caller waits; the worker then ends.
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
-const { module, memory, ctl, rank } = workerData;
+const { module, memory, ctl, errors, rank } = workerData;
 const inst = new WebAssembly.Instance(module, { env: { memory } });
-const gemmPart = (0, eval)("(" + workerData.driver + ")");
-const elemPart = (0, eval)("(" + workerData.elem + ")");
+const gemmItem = (0, eval)("(" + workerData.gemmItem + ")");
+const elemItem = (0, eval)("(" + workerData.elemItem + ")");
+const runItems = (0, eval)("(" + workerData.runItems + ")");
 const i32 = new Int32Array(ctl);
 const u32 = new Uint32Array(ctl);
-let seq = 0;
+let seq = Atomics.load(i32, ${CTL.SEQ});
 Atomics.add(i32, ${CTL.READY}, 1);
 Atomics.notify(i32, ${CTL.READY});
 for (;;) {
   Atomics.wait(i32, ${CTL.SEQ}, seq);
   seq = Atomics.load(i32, ${CTL.SEQ});
-  if (u32[${CTL.KIND}] === 0xffffffff) break;
-  if (u32[${CTL.KIND}] >= 16) elemPart(u32, memory.buffer);
-  else gemmPart(inst.exports, u32, rank);
+  if (Atomics.load(i32, ${CTL.QUIT}) !== 0) break;
+  try {
+    runItems(inst.exports, u32, rank, memory, gemmItem, elemItem);
+  } catch (e) {
+    const text = new TextEncoder().encode(String((e && e.stack) || e));
+    const at = rank * ${ERROR_SLOT_BYTES};
+    const n = Math.min(text.length, ${ERROR_SLOT_BYTES} - 4);
+    new Uint8Array(errors, at + 4, n).set(text.subarray(0, n));
+    new Int32Array(errors, at, 1)[0] = n;
+    Atomics.compareExchange(i32, ${CTL.FAILED}, 0, rank);
+    Atomics.notify(i32, ${CTL.DONEI});
+    break;
+  }
 }
 `;
 
@@ -142,13 +196,17 @@ export class FastKernels implements Kernels {
   private readonly module: WebAssembly.Module;
   private readonly ex: KernelExports;
   private readonly buffers = new Set<ArrayBufferLike>();
-  private readonly ctlBuf = new SharedArrayBuffer(CTL.WORDS * 4);
-  private readonly ctl32 = new Int32Array(this.ctlBuf);
-  private readonly ctlU = new Uint32Array(this.ctlBuf);
-  private readonly f64ctl = new Float64Array(this.ctlBuf);
+  // the control block shared with the workers (see CTL); replaced when workers are dropped after a failure
+  private ctlBuf = new SharedArrayBuffer(CTL.WORDS * 4);
+  private ctl32 = new Int32Array(this.ctlBuf);
+  private ctlU = new Uint32Array(this.ctlBuf);
+  private f64ctl = new Float64Array(this.ctlBuf);
+  private slot = new BigUint64Array(this.ctlBuf);
+  private errorsBuf = new SharedArrayBuffer(ERROR_SLOT_BYTES);
   private workers: Worker[] = [];
   private nthreads = 1;
   private job = 0;
+  private stallMs = DEFAULT_STALL_SECONDS * 1000;
   private scratch = 0;
   private scratchThreads = 0;
   // allocator: free blocks sorted by address, live blocks by address -> size
@@ -179,33 +237,82 @@ export class FastKernels implements Kernels {
   async init(opts: FastInitOptions = {}): Promise<void> {
     const threads = Math.max(1, Math.floor(opts.threads ?? 2));
     if (opts.prepackBytes !== undefined) this.prepackLimit = Math.max(0, opts.prepackBytes);
+    if (opts.stallSeconds !== undefined) this.stallMs = Math.max(0.001, opts.stallSeconds) * 1000;
     await this.dispose();
     this.ensureScratch(threads);
-    Atomics.store(this.ctl32, CTL.READY, 0);
-    Atomics.store(this.ctl32, CTL.SEQ, 0);
-    const driver = gemmPart.toString();
-    const elem = elemPart.toString();
+    this.newControl(threads);
+    const code = {
+      gemmItem: gemmItem.toString(),
+      elemItem: elemItem.toString(),
+      runItems: runItems.toString(),
+    };
+    let startError: unknown;
     for (let r = 1; r < threads; r++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module: this.module, memory: this.memory, ctl: this.ctlBuf, rank: r, driver, elem },
+        workerData: {
+          module: this.module,
+          memory: this.memory,
+          ctl: this.ctlBuf,
+          errors: this.errorsBuf,
+          rank: r,
+          ...code,
+        },
       });
       w.unref();
+      // an uncaught error (the worker catches its job errors) would otherwise be thrown by the event emitter
+      w.on("error", (e) => (startError ??= e));
       this.workers.push(w);
     }
     // wait until every worker is listening
     const deadline = Date.now() + 30000;
     while (Atomics.load(this.ctl32, CTL.READY) < threads - 1) {
-      if (Date.now() > deadline) throw new Error("fast kernels: workers did not start");
+      if (startError !== undefined || Date.now() > deadline) {
+        this.dropWorkers();
+        throw new BuckleError(
+          `fast kernels: ${threads - 1} worker threads did not start` +
+            (startError === undefined ? " within 30 s" : `: ${String(startError)}`),
+          { hint: "run with one thread (--threads 1) or report this", cause: startError },
+        );
+      }
       await new Promise((r) => setTimeout(r, 1));
     }
     this.nthreads = threads;
   }
 
+  /** A fresh control block (and error buffer) for `threads` threads. */
+  private newControl(threads: number): void {
+    this.ctlBuf = new SharedArrayBuffer(CTL.WORDS * 4);
+    this.ctl32 = new Int32Array(this.ctlBuf);
+    this.ctlU = new Uint32Array(this.ctlBuf);
+    this.f64ctl = new Float64Array(this.ctlBuf);
+    this.slot = new BigUint64Array(this.ctlBuf);
+    this.errorsBuf = new SharedArrayBuffer(ERROR_SLOT_BYTES * Math.max(1, threads));
+  }
+
+  /**
+   * Abandons the workers after a failure: tells them to quit, terminates them, and moves the calling thread to a
+   * fresh control block and packing scratch, so a worker still running (hung, or finishing a claimed item) can
+   * neither count into later jobs nor overwrite their scratch. The old scratch is deliberately not freed.
+   */
+  private dropWorkers(): void {
+    const old = this.workers;
+    this.workers = [];
+    this.nthreads = 1;
+    Atomics.store(this.ctl32, CTL.QUIT, 1);
+    Atomics.add(this.ctl32, CTL.SEQ, 1);
+    Atomics.notify(this.ctl32, CTL.SEQ);
+    for (const w of old) w.terminate().catch(() => undefined);
+    this.newControl(1);
+    this.scratch = 0;
+    this.scratchThreads = 0;
+    this.ensureScratch(1);
+  }
+
   /** Ends the workers (the heap and its views stay valid). */
   async dispose(): Promise<void> {
     if (this.workers.length === 0) return;
-    this.ctlU[CTL.KIND] = 0xffffffff;
+    Atomics.store(this.ctl32, CTL.QUIT, 1);
     Atomics.add(this.ctl32, CTL.SEQ, 1);
     Atomics.notify(this.ctl32, CTL.SEQ);
     await Promise.all(
@@ -415,7 +522,13 @@ export class FastKernels implements Kernels {
     new Uint8Array(view.buffer, view.byteOffset, bytes).set(new Uint8Array(this.buf(), at, bytes));
   }
 
-  private run(kind: number, args: number[], flops: number, parallel = flops >= MIN_PARALLEL_FLOPS): void {
+  private run(
+    op: string,
+    kind: number,
+    args: number[],
+    flops: number,
+    parallel = flops >= MIN_PARALLEL_FLOPS,
+  ): void {
     const u = this.ctlU;
     u[CTL.KIND] = kind;
     for (let i = 0; i < args.length; i++) u[CTL.ARGS + i] = args[i] >>> 0;
@@ -425,30 +538,114 @@ export class FastKernels implements Kernels {
     u[CTL.ARGS + 14] = NC;
     u[CTL.ARGS + 15] = MC;
     u[CTL.ARGS + 16] = MR;
-    this.runJob(kind, parallel);
+    this.runJob(op, kind, parallel);
   }
 
-  /** Starts the job whose arguments are in the control block, takes part in it and waits for its work items. */
-  private runJob(kind: number, parallel: boolean): void {
+  /**
+   * Publishes the job whose arguments are in the control block, takes part in it and waits until all its work
+   * items are done (see CTL in ./wasm/driver.ts for the protocol).
+   *
+   * The bug this protocol fixes (training runs that hung with every thread waiting, and rare wrong products): the
+   * job's parameters used to be read by a worker *before* it had claimed anything, after reading a 16-bit job tag.
+   * A worker woken for one job but scheduled late could read the tag of job n and then, while the caller (done
+   * with job n on its own) was already writing job n+1's arguments and the plain KIND/NTH words (also for small
+   * jobs, which do not wake anyone), a mix of both. Its own item count then differed from the caller's, so (a) it
+   * claimed an item past the end of job n (its tag still matched), computed it with torn arguments (garbage written
+   * somewhere in the heap, or a wasm trap that killed the worker) and counted it into job n+1's DONEI after the
+   * caller had reset it: job n+1 looked done one item early (a product read before it was written: wrong or
+   * non-finite results); and (b) its notify fired only when DONEI reached *its* item count, so the caller waiting
+   * for its own count was never woken: a hang. Now threads read the parameters only after a claim that pins the
+   * job (checked against a 64-bit (job, items) word), so every thread sees exactly the caller's job and count.
+   */
+  private runJob(op: string, kind: number, parallel: boolean): void {
     const u = this.ctlU;
     u[CTL.KIND] = kind;
     const nth = parallel ? this.nthreads : 1;
     u[CTL.NTH] = nth;
-    // a new job: its tag, no item claimed or done yet (see gemmPart)
-    const tag = (this.job = (this.job + 1) & 0xffff);
+    const items = planJob(u);
+    if (items === 0) return;
+    // publish: the previous job is finished (nobody holds a claim on it), so the slot is ours to rewrite
+    const job = (this.job = (this.job + 1) % 0x100000000);
+    const tag = BigInt(job) << 32n;
     Atomics.store(this.ctl32, CTL.DONEI, 0);
-    Atomics.store(this.ctl32, CTL.NEXT, tag << 16);
-    Atomics.store(this.ctl32, CTL.JOB, tag);
+    Atomics.store(this.slot, CTL.LIMIT, tag | BigInt(items));
+    Atomics.store(this.slot, CTL.CLAIM, tag);
     if (this.workers.length > 0 && nth > 1) {
       Atomics.add(this.ctl32, CTL.SEQ, 1);
       Atomics.notify(this.ctl32, CTL.SEQ);
     }
-    const items = kind >= 16 ? elemPart(u, this.buf()) : gemmPart(this.ex, u, 0);
-    for (;;) {
-      const d = Atomics.load(this.ctl32, CTL.DONEI);
-      if (d >= items) break;
-      Atomics.wait(this.ctl32, CTL.DONEI, d);
+    try {
+      runItems(this.ex, u, 0, this.memory, gemmItem, elemItem);
+    } catch (e) {
+      // Close the job so nobody starts another item, and wait for the items others hold (all claimed items but
+      // ours) before the slot can be reused; then report.
+      const label = this.jobLabel(op, job);
+      const claimed = Number(Atomics.exchange(this.slot, CTL.CLAIM, tag | BigInt(items)) & 0xffffffffn);
+      this.waitItems(Math.min(claimed, items) - 1, op, job);
+      throw new BuckleError(`fast kernels: ${label} failed on the calling thread: ${(e as Error).message}`, {
+        hint: "this is a bug in the engine or its caller (operands outside the heap?): please report it",
+        cause: e,
+      });
     }
+    this.waitItems(items, op, job);
+  }
+
+  /**
+   * Blocks until `target` items of the current job are done. Throws a BuckleError (and drops the workers) when a
+   * worker reports an exception, or when nothing moves (no item or kc block finished) for stallSeconds: a worker
+   * that died or hung while holding an item would otherwise keep the caller waiting forever.
+   */
+  private waitItems(target: number, op: string, job: number): void {
+    const i32 = this.ctl32;
+    let seenDone = -1;
+    let seenBeat = 0;
+    let since = 0;
+    for (;;) {
+      const done = Atomics.load(i32, CTL.DONEI);
+      if (done >= target) return;
+      const failed = Atomics.load(i32, CTL.FAILED);
+      if (failed !== 0) {
+        const at = failed * ERROR_SLOT_BYTES;
+        const n = new Int32Array(this.errorsBuf, at, 1)[0];
+        const text = new TextDecoder().decode(new Uint8Array(this.errorsBuf, at + 4, n).slice());
+        const label = this.jobLabel(op, job);
+        this.dropWorkers();
+        throw new BuckleError(`fast kernels: worker thread ${failed} failed in ${label}: ${text}`, {
+          hint: "the kernels go on with the calling thread alone; please report this with the message above",
+        });
+      }
+      const beat = Atomics.load(i32, CTL.BEAT);
+      const now = Date.now();
+      if (done !== seenDone || beat !== seenBeat) {
+        seenDone = done;
+        seenBeat = beat;
+        since = now;
+      } else if (now - since >= this.stallMs) {
+        const label = this.jobLabel(op, job);
+        this.dropWorkers();
+        throw new BuckleError(
+          `fast kernels: ${label} made no progress for ${Math.round((now - since) / 1000)} s ` +
+            `(${done} of ${target} work items done): a worker thread died or hung`,
+          {
+            hint: "the kernels go on with the calling thread alone; retry, or run with one thread (--threads 1)",
+          },
+        );
+      }
+      Atomics.wait(i32, CTL.DONEI, done, Math.min(WATCH_SLICE_MS, this.stallMs));
+    }
+  }
+
+  /** "matmul job #12 (f16 nk, M=8 N=64 K=128, 2 threads)": the current job, for error messages. */
+  private jobLabel(op: string, job: number): string {
+    const u = this.ctlU;
+    const kind = u[CTL.KIND];
+    const o = CTL.ARGS;
+    let what: string;
+    if (kind < 16) what = `${PACK_NAMES[kind] ?? `kind ${kind}`}, M=${u[o + 7]} N=${u[o + 5]} K=${u[o + 6]}`;
+    else if (kind === ELEM.SWIGLU) what = `size ${u[o + 3]}`;
+    else if (kind === ELEM.SWIGLU_BACKWARD) what = `size ${u[o + 5]}`;
+    else what = `${u[o + 2]} rows of ${u[o + 1]}`;
+    return `${op} job #${job} (${what}, ${u[CTL.NTH]} threads)`;
   }
 
   // ---------------------------------------------------------------- element-wise jobs (ops.ts, split by threads)
@@ -463,7 +660,7 @@ export class FastKernels implements Kernels {
   private elem(kind: number, args: number[], scale = 0): void {
     this.f64ctl[F64_ARG] = scale;
     for (let i = 0; i < args.length; i++) this.ctlU[CTL.ARGS + i] = args[i] >>> 0;
-    this.runJob(kind, true);
+    this.runJob(ELEM_NAMES[kind], kind, true);
   }
 
   /** act = silu(gate) * up over `size` floats (ops.swigluForward's loop, same bits). */
@@ -544,6 +741,7 @@ export class FastKernels implements Kernels {
       return;
     }
     this.run(
+      "gemm",
       bT ? PACK_INDEX.f32 : PACK_INDEX.f32 + 1,
       [a, ars, aks, b, ldb, N, K, M, c, ldc, accum ? 1 : 0],
       2 * M * N * K,
@@ -577,6 +775,7 @@ export class FastKernels implements Kernels {
         // a, ars, aks, src, ld (= panels), N, K, M, c, ldc, accum; memory-bound for few rows: split by weight size
         const wbytes = rows * cols * 4;
         this.run(
+          "matmul",
           KIND_PACKED,
           [ap, cols * 4, 4, pk.at, Math.ceil(rows / NRP), rows, cols, m, cp, rows * 4, 0],
           2 * m * rows * cols,
@@ -588,6 +787,7 @@ export class FastKernels implements Kernels {
       const wp = this.stage(w.data, rows * wb, temps, true);
       // a, ars, aks, src, ld, N, K, M, c, ldc, accum
       this.run(
+        "matmul",
         PACK_INDEX[w.type],
         [ap, cols * 4, 4, wp, wb, rows, cols, m, cp, rows * 4, 0],
         2 * m * rows * cols,
@@ -610,6 +810,7 @@ export class FastKernels implements Kernels {
       const wp = this.stage(w.data, rows * wb, temps, true);
       const cp = this.stage(dx, m * cols * 4, temps, true);
       this.run(
+        "matmulBackwardInput",
         PACK_INDEX[w.type] + 1,
         [ap, rows * 4, 4, wp, wb, cols, rows, m, cp, cols * 4, 1],
         2 * m * rows * cols,
@@ -636,6 +837,7 @@ export class FastKernels implements Kernels {
       const bp = this.stage(x, m * cols * 4, temps, true);
       const cp = this.stage(dw, rows * cols * 4, temps, true);
       this.run(
+        "matmulBackwardWeight",
         PACK_INDEX.f32 + 1,
         [ap, 4, rows * 4, bp, cols * 4, cols, m, rows, cp, cols * 4, 1],
         2 * m * rows * cols,
