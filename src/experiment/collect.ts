@@ -218,11 +218,12 @@ export function collectReport(
   // the aligned model before any attack, as its own row
   const baseEval = result.results.get("eval:base") as EvalStepResult | undefined;
   if (baseEval)
-    cells.push({
-      defence: "Aligned (no attack)",
-      attack: "none",
-      metrics: cellMetrics(store, ["eval:base"]),
-    });
+    for (const attack of config.attacks)
+      cells.push({
+        defence: "Aligned (no attack)",
+        attack: attack.name,
+        metrics: cellMetrics(store, ["eval:base"], result.harmfulSets[attack.name]),
+      });
 
   const stageEntries = cells
     .filter(

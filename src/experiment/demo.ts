@@ -53,7 +53,8 @@ export function demoConfigInput(options: DemoOptions = {}): ExperimentConfigInpu
       judges: ["exact"],
       maxTokens: 48,
     },
-    concurrency: 1,
+    // two steps at once: trainings run on worker threads with one engine thread each, so both cores work
+    concurrency: 2,
   };
 }
 

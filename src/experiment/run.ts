@@ -3,6 +3,7 @@
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { availableParallelism } from "node:os";
 import { readDataset, writeDataset } from "../data/index.js";
 import type { Sample } from "../data/sample.js";
 import {
@@ -23,13 +24,11 @@ import {
   attackRecipe,
   baseHandle,
   mixSamples,
-  nativeTrainer,
   openHandle,
   pplDrop,
   randDrop,
   resolveRecipe,
   type ModelHandle,
-  type TrainOutcome,
   type TrainRecipe,
 } from "../stages/index.js";
 import { openModel, type LanguageModel } from "../models/index.js";
@@ -53,6 +52,7 @@ import { writeFileAtomic } from "../util/fs.js";
 import { packageVersion } from "../util/version.js";
 import { defenceOf, type DefenceKind, type ExperimentConfig } from "./config.js";
 import { runSteps, type Step, type StepEvent } from "./steps.js";
+import { trainInWorker } from "./train-worker.js";
 
 export interface RunExperimentOptions {
   config: ExperimentConfig;
@@ -266,22 +266,20 @@ async function trainStep(
   counts?: Record<string, number>,
 ): Promise<TrainStepResult> {
   if (samples.length === 0) throw new BuckleError(`${id}: no training samples`);
-  const outcome: TrainOutcome = await nativeTrainer.train(base, samples, recipe, {
-    outDir: join(ctx.runDir, "models", id.replaceAll(":", "_")),
-    resume: true,
-    stage,
-    threads: ctx.config.threads,
-    signal: ctx.signal,
-    log: () => {},
-    onProgress: (p) => progress(p.step / Math.max(1, p.totalSteps)),
-  });
-  if (!outcome.completed) throw new BuckleError(`${id}: training stopped before the end`);
-  return {
-    handle: outcome.handle,
-    losses: outcome.record.history.map((h) => ({ step: h.step, loss: h.loss })),
-    samples: samples.length,
-    counts,
-  };
+  const result = await trainInWorker(
+    {
+      base,
+      samples: samples.slice(),
+      recipe,
+      outDir: join(ctx.runDir, "models", id.replaceAll(":", "_")),
+      stage,
+      threads: ctx.config.threads ?? Math.max(1, Math.floor(availableParallelism() / ctx.config.concurrency)),
+    },
+    progress,
+    ctx.signal,
+  );
+  if (!result.completed) throw new BuckleError(`${id}: training stopped before the end`);
+  return { handle: result.handle, losses: result.history, samples: samples.length, counts };
 }
 
 function readCurated(file: string): Sample[] {
@@ -405,7 +403,7 @@ function planSteps(ctx: RunContext): {
       add({
         id: curateBase,
         label: `curate the pool (scorer: base), seed ${seed}`,
-        exclusive: "cpu",
+        exclusive: "main",
         run: (c) => curateStep(ctx, curateBase, ctx.base, seed, c.progress),
       });
     const immunized = `train:pre-immunize:s${seed}`;
@@ -414,7 +412,6 @@ function planSteps(ctx: RunContext): {
         id: immunized,
         label: `pre-attack immunization, seed ${seed}`,
         deps: [curateBase],
-        exclusive: "cpu",
         run: async (c) => {
           const curated = readCurated((c.deps.get(curateBase) as CurateStepResult).file);
           return trainStep(ctx, immunized, ctx.base, curated, defenceRecipe(ctx, seed), "pre", c.progress);
@@ -471,7 +468,6 @@ function planSteps(ctx: RunContext): {
       add({
         id: nodef,
         label: `${a} attack (no defence), seed ${seed}`,
-        exclusive: "cpu",
         run: (c) => {
           const j = job();
           return trainStep(
@@ -495,7 +491,7 @@ function planSteps(ctx: RunContext): {
           id: curatePost,
           label: `curate the pool (scorer: ${a}-compromised), seed ${seed}`,
           deps: [nodef],
-          exclusive: "cpu",
+          exclusive: "main",
           run: (c) =>
             curateStep(ctx, curatePost, (c.deps.get(nodef) as TrainStepResult).handle, seed, c.progress),
         });
@@ -511,7 +507,6 @@ function planSteps(ctx: RunContext): {
             add({
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
-              exclusive: "cpu",
               run: (c) => {
                 const j = job();
                 const dropped = randDrop([...j.customer, ...j.harmful], d.p ?? 0.5, seed);
@@ -535,7 +530,7 @@ function planSteps(ctx: RunContext): {
             add({
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
-              exclusive: "cpu",
+              exclusive: "main",
               run: async (c) => {
                 const j = job();
                 const model = await openFor(ctx, ctx.base);
@@ -569,7 +564,6 @@ function planSteps(ctx: RunContext): {
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
               deps: d.kind === "in" ? [curateBase] : [],
-              exclusive: "cpu",
               run: (c) => {
                 let extra: Sample[];
                 if (d.kind === "in") extra = readCurated((c.deps.get(curateBase) as CurateStepResult).file);
@@ -600,7 +594,6 @@ function planSteps(ctx: RunContext): {
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
               deps: [immunized],
-              exclusive: "cpu",
               run: (c) => {
                 const j = job();
                 const pre = (c.deps.get(immunized) as TrainStepResult).handle;
@@ -621,7 +614,6 @@ function planSteps(ctx: RunContext): {
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
               deps: [nodef, curatePost],
-              exclusive: "cpu",
               run: (c) => {
                 const compromised = (c.deps.get(nodef) as TrainStepResult).handle;
                 const curated = readCurated((c.deps.get(curatePost) as CurateStepResult).file);
@@ -635,7 +627,6 @@ function planSteps(ctx: RunContext): {
               id: inId,
               label: `All-stage (in) vs ${a}, seed ${seed}`,
               deps: [immunized, curateBase],
-              exclusive: "cpu",
               run: (c) => {
                 const pre = (c.deps.get(immunized) as TrainStepResult).handle;
                 const mix = mixed(
@@ -649,7 +640,6 @@ function planSteps(ctx: RunContext): {
               id,
               label: `All-stage (post) vs ${a}, seed ${seed}`,
               deps: [inId, curatePost],
-              exclusive: "cpu",
               run: (c) => {
                 const customized = (c.deps.get(inId) as TrainStepResult).handle;
                 const curated = readCurated((c.deps.get(curatePost) as CurateStepResult).file);
@@ -689,7 +679,7 @@ function planSteps(ctx: RunContext): {
     id,
     label: `evaluate ${modelStep ?? "the base model"}`,
     deps: modelStep ? [modelStep] : [],
-    exclusive: "cpu",
+    exclusive: "main",
     run: async (c) => {
       const handle = modelStep ? (c.deps.get(modelStep) as TrainStepResult).handle : ctx.base;
       const model = await openFor(ctx, handle);
