@@ -693,6 +693,14 @@ function planSteps(ctx: RunContext): {
           runId: id,
           sampling: { temperature: e.temperature, maxTokens: e.maxTokens },
           samplesPerPrompt: e.samplesPerPrompt,
+          // the organism's exact judges: helpfulness on benign prompts, safety and refusal wherever they apply
+          judgeSets: ctx.world
+            ? {
+                "world-helpfulness": ["benign"],
+                "world-safety": ["harmful", "over-refusal"],
+                "world-refusal": ["harmful", "benign", "over-refusal"],
+              }
+            : undefined,
           seed: 0,
           signal: ctx.signal,
           onProgress: (p) => c.progress(p.total > 0 ? p.done / p.total : undefined, `${p.set} ${p.phase}`),

@@ -121,7 +121,8 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
 }
 
-/** For each attack: NoDef's SR and the defence with the best SR (ties: the higher S_HELP), for the summary. */
+/** For each attack: NoDef's SR and the defence with the best SR (ties: the higher S_HELP), for the summary; rows named
+ * "Aligned ..." (the model before any attack) are references, not candidates. */
 export function headline(
   data: ReportData,
 ): { attack: string; baseline?: { defence: string; sr: Metric }; best?: { defence: string; cell: Cell } }[] {
@@ -130,7 +131,8 @@ export function headline(
     const rows = defences.map((d) => cell(d, attack)).filter((c): c is Cell => c?.metrics.sr !== undefined);
     const base = rows.find((c) => defenceBase(c.defence) === "NoDef");
     const best = rows
-      .filter((c) => c !== base)
+      // reference rows (the model before any attack) are not defences
+      .filter((c) => c !== base && !/^aligned\b/i.test(c.defence))
       .sort(
         (a, b) =>
           b.metrics.sr!.value - a.metrics.sr!.value ||

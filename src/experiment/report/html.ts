@@ -414,7 +414,7 @@ function verdictItem(v: ExampleAnswer["verdicts"][number]): string {
     status,
     v.refused !== undefined ? (v.refused ? "refused" : "complied") : "",
     v.score !== undefined
-      ? `score ${esc(String(v.score))}${v.scale ? ` of ${esc(`${v.scale[0]}–${v.scale[1]}`)}` : ""}`
+      ? `score ${esc(String(Math.round(v.score * 100) / 100))}${v.scale ? ` of ${esc(`${v.scale[0]}–${v.scale[1]}`)}` : ""}`
       : "",
   ].filter(Boolean);
   return `<li><strong>${esc(v.judge)}</strong>: ${bits.join(", ")}${v.rationale ? ` — <q>${esc(v.rationale)}</q>` : ""}</li>`;
