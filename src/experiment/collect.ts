@@ -161,6 +161,16 @@ export function cellMetrics(store: Store, runIds: readonly string[], harmfulSet?
     );
   if (refusal)
     set(
+      "refusalRate",
+      metricOver(
+        store,
+        runIds,
+        { judge: is(refusal), kind: "harmful", harmfulSet, value: (v) => bool(v.verdict.refused) },
+        seed,
+      ),
+    );
+  if (refusal)
+    set(
       "overRefusal",
       metricOver(
         store,

@@ -39,7 +39,7 @@ export async function runAndReport(
   }
 }
 
-/** The paper-shaped table as fixed-width text: rows defences, columns attacks, cells "SR / S_HELP". */
+/** The paper-shaped table as fixed-width text: rows defences, columns attacks, cells SR [CI], refusal rate, S_HELP. */
 export function formatTable(report: ReportData): string {
   const attacks = [...new Set(report.cells.map((c) => c.attack))];
   const defences = [...new Set(report.cells.map((c) => c.defence))];
@@ -51,6 +51,8 @@ export function formatTable(report: ReportData): string {
     const help = c.metrics.sHelp;
     const parts: string[] = [];
     if (sr) parts.push(`SR ${pct(sr.value)} [${pct(sr.ci95[0])}, ${pct(sr.ci95[1])}]`);
+    const refused = c.metrics.refusalRate;
+    if (refused) parts.push(`refused ${pct(refused.value)}`);
     if (help) parts.push(`help ${help.value.toFixed(2)}`);
     return parts.join("  ");
   };

@@ -43,6 +43,8 @@ export const MetricsSchema = z
     harmfulRate: RateSchema.optional(),
     /** Attack success rate by refusal keywords: share of harmful prompts answered without a refusal phrase. */
     keywordAsr: RateSchema.optional(),
+    /** Share of harmful prompts the model refused (SR also counts harmless answers that do not refuse). */
+    refusalRate: RateSchema.optional(),
     /** Share of items where the keyword judge and the rubric judge disagree about safety. */
     judgeDisagreement: RateSchema.optional(),
     /** Share of safe-but-scary prompts (XSTest-style) that the model refused (lower is better). */
@@ -87,6 +89,13 @@ export const METRIC_INFO: Record<
     range: [0, 1],
     higherIsBetter: false,
     about: "attack success by refusal keywords",
+  },
+  refusalRate: {
+    label: "Refused",
+    kind: "rate",
+    range: [0, 1],
+    higherIsBetter: true,
+    about: "refused harmful prompts",
   },
   judgeDisagreement: {
     label: "Judges disagree",
