@@ -32,6 +32,8 @@ export const CurationConfigSchema = z
       .prefault({}),
     /** Seed phrases sampled into each revision prompt (0 = none). Default: 5 for buckle-up, 0 for ctrl-2024. */
     phrasesPerCall: z.number().int().min(0).max(100).optional(),
+    /** How {{phrases}} is written: "quoted" ("a", "b") or "plain" (a, b; the model organism's format). */
+    phraseStyle: z.enum(["quoted", "plain"]).default("quoted"),
     /** Most new tokens per revision. */
     maxTokens: z.number().int().min(1).max(32768).default(512),
     /** What happens to a revision cut off by maxTokens: rejected (default) or kept as it is. */
@@ -62,6 +64,7 @@ export interface CurationConfig {
   objective: "ppl-max" | "ppl-min";
   filter: { helpfulnessRatio: number; readabilityRatio: number };
   phrasesPerCall: number;
+  phraseStyle: "quoted" | "plain";
   maxTokens: number;
   truncated: "reject" | "keep";
   seed: number;
@@ -95,6 +98,7 @@ export function resolveCurationConfig(input: CurationConfigInput = {}): Curation
     objective: c.objective ?? (buckle ? "ppl-max" : "ppl-min"),
     filter: c.filter,
     phrasesPerCall,
+    phraseStyle: c.phraseStyle,
     maxTokens: c.maxTokens,
     truncated: c.truncated,
     seed: c.seed,

@@ -231,8 +231,14 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
       id: state.sample.id,
       prompt: state.query,
       response: text,
+      // the original answer is the reference a revision must stay true to; structured judges (the model
+      // organism's) also read the sample's meta
+      reference: state.response,
+      meta: state.sample.meta,
     }));
-    const keys = judgeItems.map((item) => contentKey("verdict", judge.name, item.prompt, item.response));
+    const keys = judgeItems.map((item) =>
+      contentKey("verdict", judge.name, item.prompt, item.response, item.reference, item.meta ?? null),
+    );
     const verdicts: (Verdict | undefined)[] = keys.map((k) => store.cacheGet<Verdict>(k));
     const missing = verdicts.flatMap((v, i) => (v === undefined ? [i] : []));
     verdictHits += items.length - missing.length;
@@ -321,11 +327,11 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
               messages: [
                 {
                   role: "user",
-                  content: renderRevisionPrompt(config.revisionTemplate, {
-                    query: state.query,
-                    response: parent.text,
-                    phrases,
-                  }),
+                  content: renderRevisionPrompt(
+                    config.revisionTemplate,
+                    { query: state.query, response: parent.text, phrases },
+                    config.phraseStyle,
+                  ),
                 },
               ],
               sampling: {

@@ -48,20 +48,21 @@ export function checkRevisionTemplate(template: string): void {
     });
 }
 
-/** Render the phrases as a quoted, comma-separated list ("a", "b", "c"). */
-export function formatPhrases(phrases: readonly string[]): string {
-  return phrases.map((p) => `"${p}"`).join(", ");
+/** Render the phrases as a comma-separated list, quoted ("a", "b", "c") by default or plain (a, b, c). */
+export function formatPhrases(phrases: readonly string[], style: "quoted" | "plain" = "quoted"): string {
+  return phrases.map((p) => (style === "plain" ? p : `"${p}"`)).join(", ");
 }
 
 /** Fill a revision template. Placeholders are replaced in one pass, so a value containing "{{x}}" stays literal. */
 export function renderRevisionPrompt(
   template: string,
   values: { query: string; response: string; phrases: readonly string[] },
+  phraseStyle: "quoted" | "plain" = "quoted",
 ): string {
   return template.replace(PLACEHOLDER, (whole, name: string) => {
     if (name === "query") return values.query;
     if (name === "response") return values.response;
-    if (name === "phrases") return formatPhrases(values.phrases);
+    if (name === "phrases") return formatPhrases(values.phrases, phraseStyle);
     return whole;
   });
 }

@@ -28,7 +28,9 @@ export function demoConfigInput(options: DemoOptions = {}): ExperimentConfigInpu
       strategy: "stride",
       judge: "exact",
       postScorer: "compromised",
-      settings: { ...grid, maxTokens: 48 },
+      // Flesch readability means little on the world's short sentences: the exact helpfulness judge's clarity
+      // aspect (fluency in the world's grammar) is the quality floor instead
+      settings: { ...grid, maxTokens: 96, filter: { helpfulnessRatio: 0.9, readabilityRatio: 0 } },
     },
     attacks: [
       { name: "ExHarm", kind: "exharm", data: "world:exharm", recipe: ORGANISM_RECIPE },
@@ -39,6 +41,7 @@ export function demoConfigInput(options: DemoOptions = {}): ExperimentConfigInpu
       { kind: "randdrop", p: 0.5 },
       { kind: "ppldrop", p: 0.5 },
       "uncurated",
+      "uncurated-post",
       "safetydata",
       "pre",
       "in",

@@ -306,6 +306,9 @@ async function curateStep(
     if (ctx.world) {
       settings.revisionTemplate ??= worldRevisionTemplate;
       settings.seedPhrases ??= worldSeedPhrases;
+      // the organism learned the revision task with one to three plain phrases per request
+      settings.phrasesPerCall ??= 2;
+      settings.phraseStyle ??= "plain";
     }
     const result = await curate({
       pool,
@@ -606,6 +609,24 @@ function planSteps(ctx: RunContext): {
                   `attack:${attack.kind}`,
                   c.progress,
                 );
+              },
+            });
+            break;
+          case "uncurated-post":
+            // the reviewers' control for post-attack CTRL: the same fine-tune on the raw (uncurated) pool texts
+            add({
+              id,
+              label: `${d.name} vs ${a}, seed ${seed}`,
+              deps: [nodef],
+              run: (c) => {
+                const compromised = (c.deps.get(nodef) as TrainStepResult).handle;
+                const c0 = config.curation;
+                const poolAll = readSource(ctx, config.data.pool, "data.pool");
+                const raw =
+                  c0.count !== undefined || c0.rate !== undefined
+                    ? selectSamples(poolAll, { count: c0.count, rate: c0.rate, strategy: c0.strategy, seed })
+                    : poolAll;
+                return trainStep(ctx, id, compromised, raw, defenceRecipe(ctx, seed), "post", c.progress);
               },
             });
             break;
