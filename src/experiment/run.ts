@@ -51,7 +51,7 @@ import { BuckleError, InputError } from "../util/errors.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { packageVersion } from "../util/version.js";
 import { defenceOf, type DefenceKind, type ExperimentConfig } from "./config.js";
-import { runSteps, type Step, type StepEvent } from "./steps.js";
+import { runSteps, type Step, type StepContext, type StepEvent } from "./steps.js";
 import { trainInWorker } from "./train-worker.js";
 
 export interface RunExperimentOptions {
@@ -286,6 +286,15 @@ function readCurated(file: string): Sample[] {
   return readDataset(file).samples;
 }
 
+/** The pool samples a seed's curation starts from (count / rate / strategy of the curation config). */
+function selectedPool(ctx: RunContext, seed: number): Sample[] {
+  const c = ctx.config.curation;
+  const all = readSource(ctx, ctx.config.data.pool, "data.pool");
+  return c.count !== undefined || c.rate !== undefined
+    ? selectSamples(all, { count: c.count, rate: c.rate, strategy: c.strategy, seed })
+    : all;
+}
+
 async function curateStep(
   ctx: RunContext,
   id: string,
@@ -294,11 +303,7 @@ async function curateStep(
   progress: (f: number | undefined, m?: string) => void,
 ): Promise<CurateStepResult> {
   const c = ctx.config.curation;
-  const poolAll = readSource(ctx, ctx.config.data.pool, "data.pool");
-  const pool =
-    c.count !== undefined || c.rate !== undefined
-      ? selectSamples(poolAll, { count: c.count, rate: c.rate, strategy: c.strategy, seed })
-      : poolAll;
+  const pool = selectedPool(ctx, seed);
   const scorer = await openFor(ctx, scorerHandle);
   const reviser = c.reviser ? await openModel(c.reviser) : await openFor(ctx, ctx.base);
   try {
@@ -433,6 +438,16 @@ function planSteps(ctx: RunContext): {
         attack.evalHarmful ??
           (attack.kind === "aoa" && ctx.world ? "world:evalHarmfulAoa" : config.evaluation.harmful),
       );
+      /** A training of the customization job (the attacker's recipe) as step `stepId`. */
+      const trainJob = (
+        c: StepContext,
+        stepId: string,
+        from: ModelHandle,
+        samples: readonly Sample[],
+        stage: string,
+        counts?: Record<string, number>,
+      ): Promise<TrainStepResult> =>
+        trainStep(ctx, stepId, from, samples, jobRecipe(), stage, c.progress, counts);
       const jobRecipe = (): TrainRecipe =>
         attackRecipe(attack.kind, { ...(attack.recipe as Partial<TrainRecipe> | undefined), seed });
       const job = (): { customer: Sample[]; harmful: Sample[] } => {
@@ -460,13 +475,7 @@ function planSteps(ctx: RunContext): {
         });
         return { samples: mix.samples, counts: mix.counts };
       };
-      const curatedSize = (): number => {
-        const c = config.curation;
-        const n = readSource(ctx, config.data.pool, "data.pool").length;
-        if (c.count !== undefined) return Math.min(c.count, n);
-        if (c.rate !== undefined) return Math.round(c.rate * n);
-        return n;
-      };
+      const curatedSize = (): number => selectedPool(ctx, seed).length;
       const nodef = `train:nodef:${a}:s${seed}`;
       add({
         id: nodef,
@@ -513,19 +522,10 @@ function planSteps(ctx: RunContext): {
               run: (c) => {
                 const j = job();
                 const dropped = randDrop([...j.customer, ...j.harmful], d.p ?? 0.5, seed);
-                return trainStep(
-                  ctx,
-                  id,
-                  ctx.base,
-                  dropped.kept,
-                  jobRecipe(),
-                  `attack:${attack.kind}`,
-                  c.progress,
-                  {
-                    kept: dropped.kept.length,
-                    dropped: dropped.dropped.length,
-                  },
-                );
+                return trainJob(c, id, ctx.base, dropped.kept, `attack:${attack.kind}`, {
+                  kept: dropped.kept.length,
+                  dropped: dropped.dropped.length,
+                });
               },
             });
             break;
@@ -541,19 +541,10 @@ function planSteps(ctx: RunContext): {
                   const dropped = await pplDrop(model, [...j.customer, ...j.harmful], d.p ?? 0.5, {
                     signal: ctx.signal,
                   });
-                  return trainStep(
-                    ctx,
-                    id,
-                    ctx.base,
-                    dropped.kept,
-                    jobRecipe(),
-                    `attack:${attack.kind}`,
-                    c.progress,
-                    {
-                      kept: dropped.kept.length,
-                      dropped: dropped.dropped.length,
-                    },
-                  );
+                  return trainJob(c, id, ctx.base, dropped.kept, `attack:${attack.kind}`, {
+                    kept: dropped.kept.length,
+                    dropped: dropped.dropped.length,
+                  });
                 } finally {
                   await model.dispose();
                 }
@@ -620,13 +611,15 @@ function planSteps(ctx: RunContext): {
               deps: [nodef],
               run: (c) => {
                 const compromised = (c.deps.get(nodef) as TrainStepResult).handle;
-                const c0 = config.curation;
-                const poolAll = readSource(ctx, config.data.pool, "data.pool");
-                const raw =
-                  c0.count !== undefined || c0.rate !== undefined
-                    ? selectSamples(poolAll, { count: c0.count, rate: c0.rate, strategy: c0.strategy, seed })
-                    : poolAll;
-                return trainStep(ctx, id, compromised, raw, defenceRecipe(ctx, seed), "post", c.progress);
+                return trainStep(
+                  ctx,
+                  id,
+                  compromised,
+                  selectedPool(ctx, seed),
+                  defenceRecipe(ctx, seed),
+                  "post",
+                  c.progress,
+                );
               },
             });
             break;
