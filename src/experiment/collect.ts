@@ -316,6 +316,19 @@ export function collectReport(
     }
   }
 
+  const motivation = result.results.get("perplexity:motivation") as
+    { samples: NonNullable<ReportData["perplexity"]>["samples"]; compromised: string } | undefined;
+  const perplexity: ReportData["perplexity"] =
+    motivation && motivation.samples.length
+      ? {
+          samples: motivation.samples,
+          modelLabels: {
+            robust: "the base (aligned) model",
+            compromised: motivation.compromised.replace(/^train:/, ""),
+          },
+        }
+      : undefined;
+
   const timings: NonNullable<ReportData["timings"]> = [];
   const stepSeconds = store.list<{ status: string; seconds: number }>("steps");
   const sum = (prefix: string) =>
@@ -359,6 +372,7 @@ export function collectReport(
     },
     cells,
     stageComparison: stageEntries.length ? { metric: "sr", entries: stageEntries } : undefined,
+    perplexity,
     lossCurves: lossCurves.length ? lossCurves : undefined,
     examples: examples.length ? examples : undefined,
     curated: curated.length ? curated : undefined,

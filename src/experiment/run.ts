@@ -726,6 +726,59 @@ function planSteps(ctx: RunContext): {
     },
   });
   add(evaluateStep("eval:base", null, [...new Set(harmfulSets.values())]));
+
+  // The paper's motivation figure: perplexity of safe, harmful and commonsense responses under the robust (base)
+  // and the compromised (first attack, first seed, no defence) model.
+  const firstAttack = config.attacks.find((a) => a.kind === "exharm") ?? config.attacks[0];
+  const compromisedStep = `train:nodef:${firstAttack.name}:s${config.seeds[0]}`;
+  if (config.data.safety && have.has(compromisedStep))
+    add({
+      id: "perplexity:motivation",
+      label: "perplexity of safe, harmful and commonsense texts",
+      deps: [compromisedStep],
+      exclusive: "main",
+      run: async (c) => {
+        const take = (xs: Sample[]) =>
+          xs.filter((x) => x.messages[x.messages.length - 1]?.role === "assistant").slice(0, 40);
+        const harmfulSource = firstAttack.data ?? (ctx.world ? "world:exharm" : undefined);
+        const texts = {
+          safe: take(readSource(ctx, config.data.safety!, "data.safety")),
+          harmful: harmfulSource ? take(readSource(ctx, harmfulSource, "attack data")) : [],
+          commonsense: take(readSource(ctx, config.data.pool, "data.pool")),
+        };
+        const out: {
+          model: "robust" | "compromised";
+          kind: "safe" | "harmful" | "commonsense";
+          values: number[];
+        }[] = [];
+        const handles = {
+          robust: ctx.base,
+          compromised: (c.deps.get(compromisedStep) as TrainStepResult).handle,
+        };
+        for (const [model, handle] of Object.entries(handles) as ["robust" | "compromised", ModelHandle][]) {
+          const lm = cachedModel(await openFor(ctx, handle), ctx.store);
+          try {
+            for (const [kind, samples] of Object.entries(texts) as [
+              "safe" | "harmful" | "commonsense",
+              Sample[],
+            ][]) {
+              if (samples.length === 0) continue;
+              const results = await lm.logprobs(
+                samples.map((x) => ({
+                  messages: x.messages.slice(0, -1),
+                  response: x.messages[x.messages.length - 1].content,
+                })),
+              );
+              const values = results.map((r) => r.perplexity).filter((v) => Number.isFinite(v) && v > 0);
+              if (values.length) out.push({ model, kind, values });
+            }
+          } finally {
+            await lm.dispose();
+          }
+        }
+        return { samples: out, compromised: compromisedStep };
+      },
+    });
   for (const cell of cells) add(evaluateStep(cell.evalStep, cell.modelStep, [harmfulSets.get(cell.attack)!]));
   // benchmark set names, as evaluate() records them, of each attack's harmful prompts
   const setNames: Record<string, string> = {};
