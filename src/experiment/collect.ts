@@ -246,6 +246,31 @@ export function collectReport(
       metric: { value: c.metrics.sr!.value, ci95: c.metrics.sr!.ci95, n: c.metrics.sr!.n },
     }));
 
+  // safety against curation rounds (post-attack restore, first attack): round 0 is the raw pool (Uncurated
+  // (post)), the last round is the Post-attack row, the rounds between were trained for this chart
+  let curationRounds: ReportData["curationRounds"];
+  if (result.roundCells.length) {
+    const attack = result.roundCells[0].attack;
+    const srOf = (runIds: string[]) => {
+      const m = runIds.length ? cellMetrics(store, runIds).sr : undefined;
+      return m ? { value: m.value, ci95: m.ci95, n: m.n } : undefined;
+    };
+    const evalsOf = (kind: string) =>
+      result.cells.filter((c) => c.kind === kind && c.attack === attack).map((c) => c.evalStep);
+    const points: { round: number; metric: { value: number; ci95: [number, number]; n: number } }[] = [];
+    const raw = srOf(evalsOf("uncurated-post"));
+    if (raw) points.push({ round: 0, metric: raw });
+    const rounds = [...new Set(result.roundCells.map((c) => c.round))].sort((a, b) => a - b);
+    for (const r of rounds) {
+      const m = srOf(result.roundCells.filter((c) => c.round === r).map((c) => c.evalStep));
+      if (m) points.push({ round: r, metric: m });
+    }
+    const last = srOf(evalsOf("post"));
+    if (last) points.push({ round: (rounds.at(-1) ?? 0) + 1, metric: last });
+    if (points.length > 1)
+      curationRounds = { metric: "sr", series: [{ label: `Post-attack / ${attack}`, points }] };
+  }
+
   const lossCurves: NonNullable<ReportData["lossCurves"]> = [];
   for (const [id, r] of result.results) {
     if (!id.startsWith("train:")) continue;
@@ -372,6 +397,7 @@ export function collectReport(
     },
     cells,
     stageComparison: stageEntries.length ? { metric: "sr", entries: stageEntries } : undefined,
+    curationRounds,
     perplexity,
     lossCurves: lossCurves.length ? lossCurves : undefined,
     examples: examples.length ? examples : undefined,

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { readDataset, writeDataset } from "../data/index.js";
-import type { Sample } from "../data/sample.js";
+import { withResponse, type Sample } from "../data/sample.js";
 import {
   createHelpfulnessJudge,
   createKeywordJudge,
@@ -75,6 +75,8 @@ export interface TrainStepResult {
 /** What a curation step stores. */
 export interface CurateStepResult {
   file: string;
+  /** The curated set after round 1, 2, ... (the last round's set is `file`). */
+  roundFiles: string[];
   scorer: string;
   configHash: string;
   selectionRule: string;
@@ -295,6 +297,16 @@ function selectedPool(ctx: RunContext, seed: number): Sample[] {
     : all;
 }
 
+/** A sample's best text after `round` rounds: the head of that round's beam, or the text carried into it. */
+function textAfterRound(sample: CurateResult["samples"][number], round: number): string {
+  let text = sample.original.messages[sample.original.messages.length - 1].content;
+  for (const r of sample.rounds.slice(0, round)) {
+    const best = r.candidates.find((c) => c.id === r.beam[0]);
+    if (!r.carried && best?.text) text = best.text;
+  }
+  return text;
+}
+
 async function curateStep(
   ctx: RunContext,
   id: string,
@@ -333,6 +345,18 @@ async function curateStep(
       result.samples.map((s) => s.curated),
       "openai",
     );
+    // the curated set as it stood after each round (for the safety-against-rounds chart)
+    const roundFiles: string[] = [];
+    const rounds = Math.max(0, ...result.samples.map((x) => x.rounds.length));
+    for (let r = 1; r < rounds; r++) {
+      const roundFile = join(ctx.runDir, "curated", `${id.replaceAll(":", "_")}_round${r}.jsonl`);
+      writeDataset(
+        roundFile,
+        result.samples.map((x) => withResponse(x.original, textAfterRound(x, r))),
+        "openai",
+      );
+      roundFiles.push(roundFile);
+    }
     const examples = result.samples
       .filter((s) => s.changed && s.final !== null)
       .slice(0, 8)
@@ -355,6 +379,7 @@ async function curateStep(
       });
     return {
       file,
+      roundFiles,
       scorer: scorer.info().id,
       configHash: result.configHash,
       selectionRule: result.selectionRule,
@@ -380,15 +405,33 @@ interface CellPlan {
   evalStep: string;
 }
 
+/** A post-attack model restored with an earlier round's curated set (the safety-against-rounds chart). */
+export interface RoundCellPlan {
+  round: number;
+  attack: string;
+  seed: number;
+  modelStep: string;
+  evalStep: string;
+}
+
+const firstAttackOf = (config: ExperimentConfig) =>
+  config.attacks.find((a) => a.kind === "exharm") ?? config.attacks[0];
+const roundsOf = (config: ExperimentConfig): number => {
+  const r = config.curation.settings.rounds;
+  return typeof r === "number" ? r : 5;
+};
+
 /** Build every step of the experiment. */
 function planSteps(ctx: RunContext): {
   steps: Step[];
   cells: CellPlan[];
+  roundCells: RoundCellPlan[];
   harmfulSets: Record<string, string>;
 } {
   const { config } = ctx;
   const steps: Step[] = [];
   const cells: CellPlan[] = [];
+  const roundCells: RoundCellPlan[] = [];
   const have = new Set<string>();
   const add = (s: Step): void => {
     if (!have.has(s.id)) {
@@ -624,6 +667,34 @@ function planSteps(ctx: RunContext): {
             });
             break;
           case "post":
+            // safety against curation rounds: the same restore with the curated set of each earlier round
+            if (attack === firstAttackOf(config))
+              for (let r = 1; r < roundsOf(config); r++) {
+                const rid = `train:post-round${r}:${a}:s${seed}`;
+                add({
+                  id: rid,
+                  label: `Post-attack with round-${r} curation vs ${a}, seed ${seed}`,
+                  deps: [nodef, curatePost],
+                  run: (c) => {
+                    const compromised = (c.deps.get(nodef) as TrainStepResult).handle;
+                    const files = (c.deps.get(curatePost) as CurateStepResult).roundFiles;
+                    if (!files?.[r - 1])
+                      throw new BuckleError(`${rid}: the stored curation has no round-${r} set`, {
+                        hint: "it was made by an older buckle: delete the run directory (or use a new one) to rerun",
+                      });
+                    return trainStep(
+                      ctx,
+                      rid,
+                      compromised,
+                      readCurated(files[r - 1]),
+                      defenceRecipe(ctx, seed),
+                      "post",
+                      c.progress,
+                    );
+                  },
+                });
+                roundCells.push({ round: r, attack: a, seed, modelStep: rid, evalStep: `eval:${rid}` });
+              }
             add({
               id,
               label: `${d.name} vs ${a}, seed ${seed}`,
@@ -729,7 +800,7 @@ function planSteps(ctx: RunContext): {
 
   // The paper's motivation figure: perplexity of safe, harmful and commonsense responses under the robust (base)
   // and the compromised (first attack, first seed, no defence) model.
-  const firstAttack = config.attacks.find((a) => a.kind === "exharm") ?? config.attacks[0];
+  const firstAttack = firstAttackOf(config);
   const compromisedStep = `train:nodef:${firstAttack.name}:s${config.seeds[0]}`;
   if (config.data.safety && have.has(compromisedStep))
     add({
@@ -779,17 +850,19 @@ function planSteps(ctx: RunContext): {
         return { samples: out, compromised: compromisedStep };
       },
     });
-  for (const cell of cells) add(evaluateStep(cell.evalStep, cell.modelStep, [harmfulSets.get(cell.attack)!]));
+  for (const cell of [...cells, ...roundCells])
+    add(evaluateStep(cell.evalStep, cell.modelStep, [harmfulSets.get(cell.attack)!]));
   // benchmark set names, as evaluate() records them, of each attack's harmful prompts
   const setNames: Record<string, string> = {};
   for (const [attack, source] of harmfulSets) setNames[attack] = benchmarkName(source);
-  return { steps, cells, harmfulSets: setNames };
+  return { steps, cells, roundCells, harmfulSets: setNames };
 }
 
 export interface ExperimentResult {
   runDir: string;
   results: Map<string, unknown>;
   cells: CellPlan[];
+  roundCells: RoundCellPlan[];
   /** The benchmark set name of each attack's harmful prompts. */
   harmfulSets: Record<string, string>;
   seconds: number;
@@ -854,7 +927,7 @@ export async function runExperiment(options: RunExperimentOptions): Promise<Expe
     } else {
       ctx.base = await baseHandle(config.model.ref);
     }
-    const { steps, cells, harmfulSets } = planSteps(ctx);
+    const { steps, cells, roundCells, harmfulSets } = planSteps(ctx);
     const results = await runSteps(steps, {
       store,
       concurrency: config.concurrency,
@@ -865,6 +938,7 @@ export async function runExperiment(options: RunExperimentOptions): Promise<Expe
       runDir,
       results,
       cells,
+      roundCells,
       harmfulSets,
       seconds: (Date.now() - started) / 1000,
       organism: ctx.organism,

@@ -91,3 +91,18 @@ test("bad graphs are refused with the offending ids", () => {
     /share the id "x"/,
   );
 });
+
+test("a step that throws synchronously fails the run instead of spinning", async () => {
+  const store = Store.open(":memory:");
+  const steps: Step[] = [
+    {
+      id: "sync-throw",
+      run: (() => {
+        throw new Error("thrown before any await");
+      }) as unknown as Step["run"],
+    },
+    { id: "other", run: async () => 1 },
+  ];
+  await assert.rejects(runSteps(steps, { store, concurrency: 2 }), /thrown before any await/);
+  store.close();
+});

@@ -122,7 +122,10 @@ export async function runSteps(
       progress: (fraction, message) =>
         onEvent?.({ type: "progress", id: s.id, label: label(s), fraction, message }),
     };
+    // the body starts on a later microtask, so `running` holds the promise before its finally can remove it
+    // (a step that throws synchronously would otherwise leave a settled promise in `running` forever)
     const p = (async () => {
+      await Promise.resolve();
       try {
         const result = await s.run(ctx);
         const seconds = (Date.now() - startedAt.getTime()) / 1000;
