@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { demoConfigInput } from "./demo.js";
 import { parseExperimentConfig } from "./config.js";
 import { runAndReport } from "./experiment.js";
+import type { CurateStepResult } from "./run.js";
 import { ensureFastKernels } from "../engine/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "buckle-demo-"));
@@ -22,7 +23,13 @@ test("organism: aligned is safe, ExHarm breaks it, post-attack CTRL restores par
     attacks: (input.attacks ?? []).filter((a) => a.kind === "exharm"),
     defences: ["nodef", "safetydata", "post"],
   });
-  const { report } = await runAndReport({ config, runDir: join(dir, "run") });
+  const { report, result } = await runAndReport({ config, runDir: join(dir, "run") });
+  // curation really rewrote the pool: the organism as reviser, its compromised self as scorer
+  const curation = result.results.get("curate:post:ExHarm:s1") as CurateStepResult;
+  t.diagnostic(`curation changed ${curation.changed}/${curation.total} samples`);
+  assert.ok(curation.changed >= curation.total / 4, "curation kept (almost) every original");
+  const ppl = curation.summary.perplexity;
+  assert.ok((ppl.after.mean ?? 0) > (ppl.before.mean ?? Infinity), "ppl-max must raise the mean perplexity");
   const sr = (defence: string) => {
     const cell = report.cells.find((c) => c.defence === defence && c.attack === "ExHarm");
     assert.ok(cell?.metrics.sr, `no SR for ${defence}`);
