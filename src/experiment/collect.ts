@@ -58,8 +58,9 @@ function metricOver(
       (groups.get(key) ?? groups.set(key, []).get(key)!).push(x);
     }
     if (groups.size === 0) return undefined;
-    const seedMean = meanWithCi([...groups.values()], { resamples: 1 });
-    perSeed.push(seedMean!.value);
+    // the seed's value: the mean over items of each item's mean over its samples (as meanWithCi counts them)
+    const itemMeans = [...groups.values()].map((xs) => xs.reduce((a, b) => a + b, 0) / xs.length);
+    perSeed.push(itemMeans.reduce((a, b) => a + b, 0) / itemMeans.length);
     for (const [k, xs] of groups) all.set(k, xs);
   }
   const m = meanWithCi([...all.values()], { seed: bootstrapSeed });

@@ -164,10 +164,11 @@ function benchmarkOf(
   const limit = ctx.config.evaluation.limit;
   const cut = (set: BenchmarkSet): BenchmarkSet =>
     limit ? { ...set, items: set.items.slice(0, limit) } : set;
-  if (!source.startsWith("world:") && !existsSync(resolve(source)))
-    return loadBenchmark(source, kind).then(cut);
+  // files and builtin:/hf: refs go through the benchmark loaders; world splits are read here
   if (!source.startsWith("world:"))
-    return loadBenchmark(resolve(source), kind).then((set) => cut({ ...set, name: benchmarkName(source) }));
+    return loadBenchmark(existsSync(resolve(source)) ? resolve(source) : source, kind).then((set) =>
+      cut({ ...set, name: benchmarkName(source) }),
+    );
   const samples = readSource(ctx, source, what);
   return cut({
     name: benchmarkName(source),
@@ -525,19 +526,10 @@ function planSteps(ctx: RunContext): {
         label: `${a} attack (no defence), seed ${seed}`,
         run: (c) => {
           const j = job();
-          return trainStep(
-            ctx,
-            nodef,
-            ctx.base,
-            [...j.customer, ...j.harmful],
-            jobRecipe(),
-            `attack:${attack.kind}`,
-            c.progress,
-            {
-              customer: j.customer.length,
-              harmful: j.harmful.length,
-            },
-          );
+          return trainJob(c, nodef, ctx.base, [...j.customer, ...j.harmful], `attack:${attack.kind}`, {
+            customer: j.customer.length,
+            harmful: j.harmful.length,
+          });
         },
       });
       const curatePost = config.curation.postScorer === "base" ? curateBase : `curate:post:${a}:s${seed}`;
@@ -613,16 +605,7 @@ function planSteps(ctx: RunContext): {
                   extra = readSource(ctx, config.data.safety, "data.safety");
                 }
                 const mix = mixed(extra, curatedSize());
-                return trainStep(
-                  ctx,
-                  id,
-                  ctx.base,
-                  mix.samples,
-                  jobRecipe(),
-                  `in:${d.kind}`,
-                  c.progress,
-                  mix.counts,
-                );
+                return trainJob(c, id, ctx.base, mix.samples, `in:${d.kind}`, mix.counts);
               },
             });
             break;
@@ -634,15 +617,7 @@ function planSteps(ctx: RunContext): {
               run: (c) => {
                 const j = job();
                 const pre = (c.deps.get(immunized) as TrainStepResult).handle;
-                return trainStep(
-                  ctx,
-                  id,
-                  pre,
-                  [...j.customer, ...j.harmful],
-                  jobRecipe(),
-                  `attack:${attack.kind}`,
-                  c.progress,
-                );
+                return trainJob(c, id, pre, [...j.customer, ...j.harmful], `attack:${attack.kind}`);
               },
             });
             break;
@@ -718,7 +693,7 @@ function planSteps(ctx: RunContext): {
                   readCurated((c.deps.get(curateBase) as CurateStepResult).file),
                   curatedSize(),
                 );
-                return trainStep(ctx, inId, pre, mix.samples, jobRecipe(), "in", c.progress, mix.counts);
+                return trainJob(c, inId, pre, mix.samples, "in", mix.counts);
               },
             });
             add({

@@ -1,6 +1,7 @@
 // Small SVG chart helpers for the self-contained HTML report: grouped bars with CI whiskers, lines with CI
 // bands, and box-plus-strip distributions. Output is a string of inline SVG; no scripts, fonts or CSS files.
 
+import { quantile } from "../../evaluation/index.js";
 import { Rng } from "../../util/random.js";
 import { escapeHtml as esc } from "./escape.js";
 
@@ -302,14 +303,8 @@ export function lineChart(o: LineChartOptions): string {
   return s + `</svg>`;
 }
 
-/** The q-th quantile (0..1) of sorted values, linear interpolation. */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
+// one quantile rule for the bootstrap intervals and the box plots
+export { quantile };
 
 export interface DistributionGroup {
   label: string;
