@@ -126,10 +126,33 @@ interface RunContext {
   signal?: AbortSignal;
   /** Judge models and other resources to dispose at the end. */
   disposables: LanguageModel[];
+  /** Made once per run and shared by every step: judge models by reference, the judge sets, data sources. */
+  judgeModels: Map<string, Promise<LanguageModel>>;
+  evalJudges?: Promise<Judge[]>;
+  curationJudge?: Promise<Judge | null>;
+  sources: Map<string, Sample[]>;
+}
+
+/** A judge model, opened once per run (cached in the run's store) however many steps use it. */
+function judgeModel(ctx: RunContext, ref: string): Promise<LanguageModel> {
+  let model = ctx.judgeModels.get(ref);
+  if (!model) {
+    model = openModel(ref).then((m) => {
+      const cached = cachedModel(m, ctx.store);
+      ctx.disposables.push(cached);
+      return cached;
+    });
+    ctx.judgeModels.set(ref, model);
+  }
+  return model;
 }
 
 /** Read a data source: a dataset file, or world:<split> of the organism. */
-export function readSource(ctx: { world?: World }, source: string, what: string): Sample[] {
+export function readSource(
+  ctx: { world?: World; sources?: Map<string, Sample[]> },
+  source: string,
+  what: string,
+): Sample[] {
   if (source.startsWith("world:")) {
     const split = source.slice("world:".length) as WorldSplit;
     if (!ctx.world)
@@ -143,8 +166,17 @@ export function readSource(ctx: { world?: World }, source: string, what: string)
     return ctx.world[split].slice();
   }
   const path = resolve(source);
-  if (!existsSync(path)) throw new InputError(`${what}: no such file ${source}`);
-  return readDataset(path, { allowPromptOnly: what.startsWith("evaluation") }).samples;
+  const allowPromptOnly = what.startsWith("evaluation");
+  const key = `${allowPromptOnly ? "prompts" : "chats"}:${path}`;
+  const known = ctx.sources?.get(key);
+  if (known) return known.slice();
+  if (!existsSync(path))
+    throw new InputError(`${what}: no such file ${source}`, {
+      hint: "give a dataset file (docs/DATASETS.md) or a world:<split> of the model organism",
+    });
+  const samples = readDataset(path, { allowPromptOnly }).samples;
+  ctx.sources?.set(key, samples);
+  return samples.slice();
 }
 
 /** The name a world split's benchmark set is recorded under (files keep the loader's name). */
@@ -200,6 +232,11 @@ function benchmarkOf(
 }
 
 function judgesOf(ctx: RunContext): Promise<Judge[]> {
+  ctx.evalJudges ??= makeJudges(ctx);
+  return ctx.evalJudges;
+}
+
+function makeJudges(ctx: RunContext): Promise<Judge[]> {
   return Promise.all(
     ctx.config.evaluation.judges.map(async (spec): Promise<Judge[]> => {
       if (spec === "exact") {
@@ -215,8 +252,7 @@ function judgesOf(ctx: RunContext): Promise<Judge[]> {
         throw new InputError(`evaluation.judges: unknown judge "${spec}"`, {
           hint: "use exact, keyword, safety:<ref>, helpfulness:<ref>, strongreject:<ref> or llamaguard:<ref>",
         });
-      const model = cachedModel(await openModel(m[2]), ctx.store);
-      ctx.disposables.push(model);
+      const model = await judgeModel(ctx, m[2]);
       const make = {
         safety: createSafetyJudge,
         helpfulness: createHelpfulnessJudge,
@@ -228,7 +264,12 @@ function judgesOf(ctx: RunContext): Promise<Judge[]> {
   ).then((lists) => lists.flat());
 }
 
-async function curationJudge(ctx: RunContext): Promise<Judge | null> {
+function curationJudge(ctx: RunContext): Promise<Judge | null> {
+  ctx.curationJudge ??= makeCurationJudge(ctx);
+  return ctx.curationJudge;
+}
+
+async function makeCurationJudge(ctx: RunContext): Promise<Judge | null> {
   const spec = ctx.config.curation.judge;
   if (spec === "none") return null;
   if (spec === "exact") {
@@ -243,9 +284,7 @@ async function curationJudge(ctx: RunContext): Promise<Judge | null> {
     throw new InputError(`curation.judge: unknown judge "${spec}"`, {
       hint: "use exact, none or helpfulness:<model ref>",
     });
-  const model = cachedModel(await openModel(m[1]), ctx.store);
-  ctx.disposables.push(model);
-  return createHelpfulnessJudge(model);
+  return createHelpfulnessJudge(await judgeModel(ctx, m[1]));
 }
 
 const openFor = (ctx: RunContext, handle: ModelHandle): Promise<LanguageModel> =>
@@ -885,6 +924,8 @@ export async function runExperiment(options: RunExperimentOptions): Promise<Expe
     log,
     signal: options.signal,
     disposables: [],
+    judgeModels: new Map(),
+    sources: new Map(),
   };
   try {
     if ("organism" in config.model) {

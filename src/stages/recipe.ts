@@ -65,43 +65,25 @@ export type PresetName = (typeof PRESET_NAMES)[number];
  * - `default`: the same batch and optimizer, 3 epochs at lr 1e-4 with cosine decay and a short warmup: enough
  *   passes for a few hundred curated examples to move the model, few enough that it does not memorise them.
  */
+/** What both presets share: batch 10, AdamW with clipping, LoRA r16 on every projection. */
+const SHARED: Omit<TrainRecipe, "learningRate" | "epochs" | "schedule" | "warmupSteps"> = {
+  batchSize: 10,
+  gradAccumSteps: 1,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  loraRank: 16,
+  loraAlpha: 32,
+  loraDropout: 0.05,
+  targets: [...LORA_TARGETS],
+  maxSeqLen: 512,
+  seed: 1,
+  evalEvery: 0,
+  checkpointEvery: 50,
+};
+
 export const PRESETS: Readonly<Record<PresetName, TrainRecipe>> = {
-  default: {
-    learningRate: 1e-4,
-    epochs: 3,
-    batchSize: 10,
-    gradAccumSteps: 1,
-    schedule: "cosine",
-    warmupSteps: 5,
-    weightDecay: 0,
-    maxGradNorm: 1,
-    loraRank: 16,
-    loraAlpha: 32,
-    loraDropout: 0.05,
-    targets: [...LORA_TARGETS],
-    maxSeqLen: 512,
-    seed: 1,
-    evalEvery: 0,
-    checkpointEvery: 50,
-  },
-  paper: {
-    learningRate: 5e-5,
-    epochs: 50,
-    batchSize: 10,
-    gradAccumSteps: 1,
-    schedule: "linear",
-    warmupSteps: 0,
-    weightDecay: 0,
-    maxGradNorm: 1,
-    loraRank: 16,
-    loraAlpha: 32,
-    loraDropout: 0.05,
-    targets: [...LORA_TARGETS],
-    maxSeqLen: 512,
-    seed: 1,
-    evalEvery: 0,
-    checkpointEvery: 50,
-  },
+  default: { ...SHARED, learningRate: 1e-4, epochs: 3, schedule: "cosine", warmupSteps: 5 },
+  paper: { ...SHARED, learningRate: 5e-5, epochs: 50, schedule: "linear", warmupSteps: 0 },
 };
 
 export interface ResolveRecipeOptions {

@@ -91,7 +91,11 @@ export function cachedModel(model: LanguageModel, store: Store): CachedModel {
       pendingIndex.push(i);
     });
     if (pending.length > 0) {
+      const delivered = new Set<number>();
       const deliver = (p: number, res: Res): void => {
+        // a result arrives through onResult and again in the batch's return value: store it once
+        if (delivered.has(p)) return;
+        delivered.add(p);
         const key = pendingKeys[p];
         if (key !== null && cacheable(res)) {
           const { id: _id, ...content } = res;
@@ -99,7 +103,6 @@ export function cachedModel(model: LanguageModel, store: Store): CachedModel {
         }
         const targets = key === null ? [pendingIndex[p]] : (waiting.get(key) ?? []);
         for (const i of targets) {
-          if (results[i] !== undefined) continue;
           results[i] = { ...res, id: requests[i].id };
           onResult?.(i, results[i] as Res);
         }
