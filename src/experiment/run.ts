@@ -320,7 +320,10 @@ async function trainStep(
     progress,
     ctx.signal,
   );
-  if (!result.completed) throw new BuckleError(`${id}: training stopped before the end`);
+  if (!result.completed)
+    throw new BuckleError(`${id}: training stopped before its last step`, {
+      hint: "rerun the same command: the training continues from its last checkpoint",
+    });
   return { handle: result.handle, losses: result.history, samples: samples.length, counts };
 }
 
