@@ -28,6 +28,15 @@ import type { Kernels } from "./index.js";
 const GGML_TYPE_F32 = 0;
 const TENSOR_ALIGN = 32;
 const CTX_BYTES = 256 * 1024;
+// struct ggml_threadpool_params (ggml.h): bool cpumask[GGML_MAX_N_THREADS = 512]; int n_threads; enum prio;
+// uint32_t poll; bool strict_cpu; bool paused. 528 bytes; `poll` at byte 520.
+const TP_PARAMS_BYTES = 528;
+const TP_POLL_OFFSET = 520;
+// Products smaller than this go to the WebAssembly kernels: a ggml graph costs a few dozen FFI calls (~20-40 µs),
+// and decoding (a handful of rows) is faster there on prepacked weights.
+const DEFAULT_MIN_ROWS = 16;
+const DEFAULT_MIN_MACS = 1 << 21;
+const MIN_NATIVE_WEIGHT_GRAD = 1 << 16;
 
 // A minimal view of koffi's API (the package ships its own types; this keeps the build free of the dependency).
 interface KoffiLib {
@@ -85,6 +94,10 @@ function pickCpuVariant(dir: string): string {
 
 export interface GgmlInitOptions {
   threads?: number;
+  /** Products with fewer rows go to the WebAssembly kernels (default 16). */
+  minRows?: number;
+  /** Products with fewer multiply-adds go to the WebAssembly kernels (default 2^21). */
+  minMacs?: number;
   /** Heap owner (default: the process-wide FastKernels). */
   heap?: FastKernels;
 }
@@ -162,11 +175,16 @@ export class GgmlKernels implements Kernels {
   private gbuf: unknown = null;
   private disposed = false;
   private gbufBytes = 0;
+  private readonly transposed = new Map<number, { id: number; at: number; bytes: number }>();
+  private readonly minRows: number;
+  private readonly minMacs: number;
   readonly libFile: string;
 
   constructor(opts: GgmlInitOptions = {}) {
     this.heap = opts.heap ?? getFastKernels();
     this.threads = Math.max(1, Math.floor(opts.threads ?? 2));
+    this.minRows = Math.max(1, opts.minRows ?? DEFAULT_MIN_ROWS);
+    this.minMacs = Math.max(0, opts.minMacs ?? DEFAULT_MIN_MACS);
     const bd = bind();
     this.koffi = bd.koffi;
     this.f = bd.f;
@@ -174,8 +192,14 @@ export class GgmlKernels implements Kernels {
     this.backend = this.f.cpu_init();
     if (!this.backend) throw new Error("ggml_backend_cpu_init failed");
     this.f.set_n_threads(this.backend, this.threads);
-    const params = new Uint8Array(1024); // struct ggml_threadpool_params is 528 bytes in this ggml
+    const params = new Uint8Array(1024); // over-sized: struct ggml_threadpool_params is 528 bytes in this ggml
     this.f.tp_params_init(params, this.threads);
+    const pv = new DataView(params.buffer);
+    if (pv.getInt32(TP_PARAMS_BYTES - 16, true) !== this.threads)
+      throw new Error("ggml_threadpool_params has an unexpected layout (n_threads not at byte 512)");
+    // No polling: between products the pool's threads sleep instead of spinning on the cores that the
+    // WebAssembly workers and the calling thread need for everything else.
+    pv.setUint32(TP_POLL_OFFSET, 0, true);
     this.threadpool = this.f.tp_new(params);
     if (this.threadpool) {
       this.f.set_threadpool(this.backend, this.threadpool);
@@ -198,6 +222,8 @@ export class GgmlKernels implements Kernels {
     process.off("exit", this.onExit);
     if (this.gbuf) this.f.buf_free(this.gbuf);
     this.gbuf = null;
+    for (const [, t] of this.transposed) this.heap.freeBytes(t.at);
+    this.transposed.clear();
     this.f.backend_free(this.backend);
     if (this.threadpool) this.f.tp_free(this.threadpool);
   }
@@ -265,8 +291,46 @@ export class GgmlKernels implements Kernels {
     }
   }
 
+  /** True when the product of `m` rows by `w` goes to ggml (f32 weights, large enough to pay a graph). */
+  private native(w: Matrix, m: number): boolean {
+    return w.type === "f32" && m >= this.minRows && m * w.rows * w.cols >= this.minMacs;
+  }
+
+  /**
+   * Heap address of Wᵀ (cols x rows, contiguous) for a frozen weight (one with a prepacked copy in the heap),
+   * made once by ggml and kept while the weight stays packed; undefined for a weight that is not frozen.
+   */
+  private transposedOf(w: Matrix): number | undefined {
+    const key = w.data.byteOffset;
+    const id = this.heap.inHeap(w.data) ? this.heap.prepackId(w) : undefined;
+    const have = this.transposed.get(key);
+    if (have && have.id === id) return have.at;
+    if (have) {
+      this.transposed.delete(key);
+      this.heap.freeBytes(have.at);
+    }
+    if (id === undefined || key % TENSOR_ALIGN !== 0) return undefined;
+    const bytes = w.rows * w.cols * 4;
+    const at = this.heap.allocBytes(bytes);
+    try {
+      this.compute((b) => b.at(b.cont(b.transposed(b.tensor(w.cols, w.rows, key))), at));
+    } catch (e) {
+      this.heap.freeBytes(at);
+      throw e;
+    }
+    this.transposed.set(key, { id, at, bytes });
+    return at;
+  }
+
+  /** Heap bytes held by cached transposed weights. */
+  get transposedBytes(): number {
+    let n = 0;
+    for (const [, t] of this.transposed) n += t.bytes;
+    return n;
+  }
+
   matmul = (out: Float32Array, x: Float32Array, w: Matrix, m: number): void => {
-    if (w.type !== "f32" || m === 0 || w.rows === 0 || w.cols === 0) return this.heap.matmul(out, x, w, m);
+    if (!this.native(w, m)) return this.heap.matmul(out, x, w, m);
     const { rows, cols } = w;
     const h = this.heap;
     const staged: number[] = [];
@@ -282,20 +346,28 @@ export class GgmlKernels implements Kernels {
   };
 
   matmulBackwardInput = (dx: Float32Array, dy: Float32Array, w: Matrix, m: number): void => {
-    if (w.type !== "f32" || m === 0 || w.rows === 0 || w.cols === 0)
-      return this.heap.matmulBackwardInput(dx, dy, w, m);
+    if (!this.native(w, m)) return this.heap.matmulBackwardInput(dx, dy, w, m);
     const { rows, cols } = w;
     const h = this.heap;
     const staged: number[] = [];
     try {
+      const wt = this.transposedOf(w);
       const dyp = h.stage(dy, m * rows * 4, staged, true, TENSOR_ALIGN);
-      const wp = h.stage(w.data, rows * cols * 4, staged, true, TENSOR_ALIGN);
       const dxp = h.stage(dx, m * cols * 4, staged, true, TENSOR_ALIGN);
-      this.compute((b) => {
-        const wt = b.temp(b.cont(b.transposed(b.tensor(cols, rows, wp))), rows * cols * 4);
-        const mm = b.temp(b.mulMat(wt, b.tensor(rows, m, dyp)), m * cols * 4);
-        return b.at(b.add(b.tensor(cols, m, dxp), mm), dxp);
-      });
+      if (wt !== undefined) {
+        // dx += (Wᵀ)ᵀ-product: mul_mat over the cached transposed copy, whose rows are W's columns
+        this.compute((b) => {
+          const mm = b.temp(b.mulMat(b.tensor(rows, cols, wt), b.tensor(rows, m, dyp)), m * cols * 4);
+          return b.at(b.add(b.tensor(cols, m, dxp), mm), dxp);
+        });
+      } else {
+        const wp = h.stage(w.data, rows * cols * 4, staged, true, TENSOR_ALIGN);
+        this.compute((b) => {
+          const wtT = b.temp(b.cont(b.transposed(b.tensor(cols, rows, wp))), rows * cols * 4);
+          const mm = b.temp(b.mulMat(wtT, b.tensor(rows, m, dyp)), m * cols * 4);
+          return b.at(b.add(b.tensor(cols, m, dxp), mm), dxp);
+        });
+      }
       h.unstage(dx, dxp, m * cols * 4);
     } finally {
       for (const at of staged) h.freeBytes(at);
@@ -311,6 +383,10 @@ export class GgmlKernels implements Kernels {
     cols: number,
   ): void => {
     if (m === 0 || rows === 0 || cols === 0) return;
+    // Both operands need a transposed copy here, so only large weight gradients (full fine-tuning) pay for ggml;
+    // LoRA's thin ones stay on the WebAssembly kernels.
+    if (m < this.minRows || rows * cols < MIN_NATIVE_WEIGHT_GRAD || m * rows * cols < this.minMacs)
+      return this.heap.matmulBackwardWeight(dw, dy, x, m, rows, cols);
     const h = this.heap;
     const staged: number[] = [];
     try {

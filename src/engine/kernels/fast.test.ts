@@ -324,13 +324,42 @@ describe(
       const { createGgmlKernels } = await import("./fast-ggml.js");
       const heap = new FastKernels();
       for (const threads of [1, 2]) {
-        const g = createGgmlKernels({ threads, heap });
+        const g = createGgmlKernels({ threads, heap, minRows: 1, minMacs: 0 });
         try {
           checkKernels(g, `ggml t${threads}`);
           checkKernels(g, `ggml t${threads} heap`, { heap });
         } finally {
           g.dispose();
         }
+      }
+    });
+
+    it("backward products through a frozen weight use a cached transposed copy, dropped when unpacked", async () => {
+      const { createGgmlKernels } = await import("./fast-ggml.js");
+      const heap = new FastKernels();
+      const g = createGgmlKernels({ threads: 2, heap, minRows: 1, minMacs: 0 });
+      try {
+        const r = rng(77);
+        const [m, rows, cols] = [9, 40, 24];
+        const w = heap.place(randMatrix("f32", rows, cols, r));
+        assert.ok(heap.prepack(w));
+        const dy = randF32(m * rows, r);
+        for (let round = 0; round < 3; round++) {
+          if (round === 2) {
+            // full fine-tuning changes a weight after unpacking it: the cached copy must not be used
+            heap.unpack(w);
+            for (let i = 0; i < w.data.length; i++) (w.data as Float32Array)[i] *= -2;
+          }
+          const dx = new Float32Array(m * cols);
+          g.matmulBackwardInput(dx, dy, w, m);
+          const want = new Float64Array(m * cols);
+          matmulBackwardInputF64(want, Float64Array.from(dy), w, m);
+          assert.ok(relErr(dx, want) < 1e-5, `round ${round}: ${relErr(dx, want)}`);
+          assert.equal(g.transposedBytes, round < 2 ? rows * cols * 4 : 0);
+        }
+      } finally {
+        g.dispose();
+        await heap.dispose();
       }
     });
   },

@@ -101,12 +101,16 @@ const ELEM_NAMES: Record<number, string> = {
 
 /** A frozen weight packed once into the kernels' panel layout (see prepack). */
 interface Packed {
+  /** Serial number of this packing (never reused in a process): tells a packing from a later one at the same address. */
+  id: number;
   at: number;
   bytes: number;
   type: MatrixType;
   rows: number;
   cols: number;
 }
+
+let packSerial = 0;
 
 const PACK_INDEX: Record<MatrixType, number> = { f32: 0, f16: 2, bf16: 4, q8_0: 6 };
 
@@ -468,7 +472,7 @@ export class FastKernels implements Kernels {
     const ld = rowBytes(w.type, K);
     for (let t0 = 0; t0 < K; t0 += kcb)
       pack(key, ld, 0, w.rows, t0, Math.min(kcb, K - t0), at + t0 * panels * NRP * 4);
-    this.packed.set(key, { at, bytes, type: w.type, rows: w.rows, cols: w.cols });
+    this.packed.set(key, { id: ++packSerial, at, bytes, type: w.type, rows: w.rows, cols: w.cols });
     this.packedBytes += bytes;
     return true;
   }
@@ -481,6 +485,15 @@ export class FastKernels implements Kernels {
     this.packed.delete(w.data.byteOffset);
     this.packedBytes -= pk.bytes;
     this.freeBytes(pk.at);
+  }
+
+  /**
+   * The serial number of `w`'s prepacked copy, or undefined when it has none. A weight with one is declared frozen
+   * (see prepack / unpack); the number changes whenever it is unpacked and packed again, so other kernel sets can
+   * key their own frozen-weight copies on it.
+   */
+  prepackId(w: Matrix): number | undefined {
+    return this.packedOf(w)?.id;
   }
 
   /** Heap bytes held by prepacked weights. */

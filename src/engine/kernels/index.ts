@@ -58,16 +58,52 @@ export async function initKernels(opts: FastInitOptions = {}): Promise<FastKerne
 export async function disposeKernels(): Promise<void> {
   if (current.heap) await current.heap.dispose();
   current = referenceKernels;
+  choice = undefined;
+}
+
+/** What ensureFastKernels chose, and why the BLAS route is off when it is (for `buckle doctor` and run records). */
+export interface KernelChoice {
+  name: string;
+  threads: number;
+  /** The BLAS library in use, when the BLAS route is on. */
+  blas?: string;
+  /** Why the BLAS route is off (not installed, turned off, a worker thread), when it is. */
+  blasOff?: string;
+}
+
+let choice: KernelChoice | undefined;
+
+/** The choice ensureFastKernels made in this thread, or undefined before it ran. */
+export function kernelChoice(): KernelChoice | undefined {
+  return choice;
 }
 
 /**
  * Make sure the fast kernels are the default, starting them once per process with `threads` threads
  * (default: the machine's parallelism). Every entry point that runs the engine for real calls this.
+ *
+ * On the main thread, large float32 products then go to the machine's BLAS when koffi and an optimized BLAS are
+ * there (see ./blas.ts; BUCKLE_BLAS=off turns that off); everything else, and every worker thread (a BLAS
+ * library's own threads are process-wide), runs on the WebAssembly kernels.
  */
 export async function ensureFastKernels(threads?: number): Promise<Kernels> {
   if (current === referenceKernels) {
     const { availableParallelism } = await import("node:os");
-    await initKernels({ threads: Math.max(1, threads ?? availableParallelism()) });
+    const n = Math.max(1, threads ?? availableParallelism());
+    const heap = await initKernels({ threads: n });
+    choice = { name: heap.name, threads: n };
+    const { isMainThread } = await import("node:worker_threads");
+    if (!isMainThread) choice.blasOff = "worker thread";
+    else {
+      try {
+        const { createBlasKernels } = await import("./blas.js");
+        const blas = createBlasKernels({ threads: n, heap });
+        current = blas;
+        choice = { name: blas.name, threads: n, blas: blas.library };
+      } catch (e) {
+        choice.blasOff = (e as Error).message;
+      }
+    }
   }
   return current;
 }

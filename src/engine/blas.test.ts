@@ -1,0 +1,240 @@
+// The BLAS kernel set (kernels/blas.ts: the machine's cblas_sgemm through koffi) against the float64 reference
+// product by product, and the whole engine on it (every product forced to the BLAS) against the reference kernels:
+// forward logits and log-probs, KV-cached decoding, a LoRA training step. Skipped when koffi or an optimized BLAS
+// is missing, unless BUCKLE_REQUIRE_BLAS=1 (CI installs OpenBLAS and sets it, so there a missing BLAS fails).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Rng } from "../util/random.js";
+import { lossAndGrad } from "./backward.js";
+import { decode, forward, KVCache, logitsOf, scoreTokens } from "./forward.js";
+import { createBlasKernels, loadBlas, type BlasKernels } from "./kernels/blas.js";
+import { getFastKernels } from "./kernels/fast.js";
+import { matmulBackwardInputF64, matmulBackwardWeightF64, matmulF64 } from "./kernels/reference.js";
+import { referenceKernels } from "./kernels/reference.js";
+import type { Kernels } from "./kernels/index.js";
+import { createLora, zeroLoraGrads, type LoraGradPair } from "./lora.js";
+import { f32Numerics } from "./numerics.js";
+import { tinyModel, tinySpec } from "./testing.js";
+import { LORA_TARGETS, type LoraPair, type Matrix } from "./types.js";
+
+function blasMissing(): string | false {
+  try {
+    loadBlas();
+    return false;
+  } catch (e) {
+    if (process.env.BUCKLE_REQUIRE_BLAS === "1") throw e;
+    return (e as Error).message;
+  }
+}
+const skip = blasMissing();
+
+const fast = getFastKernels();
+let forced: BlasKernels;
+let routed: BlasKernels;
+test.before(async () => {
+  if (skip) return;
+  await fast.init({ threads: 2 });
+  forced = createBlasKernels({ heap: fast, threads: 2, minRows: 1, minMacs: 0, minDim: 1 });
+  routed = createBlasKernels({ heap: fast, threads: 2 });
+});
+test.after(async () => fast.dispose());
+
+function randF32(n: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < got.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return num / Math.max(den, 1e-12);
+}
+
+test(
+  "blas kernels: every product equals the float64 reference, in and out of the heap, at offsets",
+  { skip },
+  () => {
+    const rng = new Rng(3);
+    for (const [m, rows, cols] of [
+      [1, 1, 1],
+      [3, 5, 7],
+      [17, 33, 65],
+      [64, 200, 96],
+      [130, 48, 300],
+    ]) {
+      for (const inHeap of [false, true]) {
+        const arr = (n: number): Float32Array => {
+          // a view at an odd element offset inside a larger array: the product must start at the view
+          const base = inHeap ? fast.allocF32(n + 3) : new Float32Array(n + 3);
+          return base.subarray(3);
+        };
+        const w: Matrix = { type: "f32", rows, cols, data: arr(rows * cols) };
+        w.data.set(randF32(rows * cols, rng));
+        const x = arr(m * cols);
+        x.set(randF32(m * cols, rng));
+        const dy = arr(m * rows);
+        dy.set(randF32(m * rows, rng));
+        const label = `m=${m} ${rows}x${cols} ${inHeap ? "heap" : "js"}`;
+
+        const out = arr(m * rows);
+        out.fill(123); // overwritten
+        forced.matmul(out, x, w, m);
+        const want = new Float64Array(m * rows);
+        matmulF64(want, Float64Array.from(x), w, m);
+        assert.ok(relErr(out, want) < 1e-5, `matmul ${label}: ${relErr(out, want)}`);
+
+        const dx = arr(m * cols);
+        dx.set(randF32(m * cols, rng));
+        const wantDx = Float64Array.from(dx);
+        forced.matmulBackwardInput(dx, dy, w, m);
+        matmulBackwardInputF64(wantDx, Float64Array.from(dy), w, m);
+        assert.ok(relErr(dx, wantDx) < 1e-5, `matmulBackwardInput ${label}: ${relErr(dx, wantDx)}`);
+
+        const dw = arr(rows * cols);
+        dw.set(randF32(rows * cols, rng));
+        const wantDw = Float64Array.from(dw);
+        forced.matmulBackwardWeight(dw, dy, x, m, rows, cols);
+        matmulBackwardWeightF64(wantDw, Float64Array.from(dy), Float64Array.from(x), m, rows, cols);
+        assert.ok(relErr(dw, wantDw) < 1e-5, `matmulBackwardWeight ${label}: ${relErr(dw, wantDw)}`);
+      }
+    }
+    assert.throws(
+      () =>
+        forced.matmul(
+          new Float32Array(2),
+          new Float32Array(6),
+          { type: "f32", rows: 2, cols: 3, data: new Float32Array(6) },
+          2,
+        ),
+      /operand has 2 elements, the product needs 4/,
+    );
+  },
+);
+
+test("blas kernels: small, thin and non-f32 products keep the WebAssembly kernels' bits", { skip }, () => {
+  const rng = new Rng(4);
+  for (const [m, rows, cols] of [
+    [4, 576, 576], // too few rows (decoding)
+    [512, 16, 576], // thin (a LoRA factor)
+    [64, 64, 64], // too small
+  ]) {
+    const w: Matrix = { type: "f32", rows, cols, data: randF32(rows * cols, rng) };
+    const x = randF32(m * cols, rng);
+    const a = new Float32Array(m * rows);
+    const b = new Float32Array(m * rows);
+    routed.matmul(a, x, w, m);
+    fast.matmul(b, x, w, m);
+    assert.deepEqual(a, b, `m=${m} ${rows}x${cols}`);
+  }
+  const big: Matrix = { type: "f32", rows: 256, cols: 256, data: randF32(256 * 256, rng) };
+  const x = randF32(64 * 256, rng);
+  const a = new Float32Array(64 * 256);
+  const want = new Float64Array(64 * 256);
+  routed.matmul(a, x, big, 64); // large: BLAS
+  matmulF64(want, Float64Array.from(x), big, 64);
+  assert.ok(relErr(a, want) < 1e-5);
+});
+
+// The engine with every product forced to the BLAS, against the engine on the reference kernels.
+const spec = tinySpec({
+  vocabSize: 300,
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 16,
+  contextLength: 256,
+});
+const rng = new Rng(7);
+const seqs = [150, 70, 3].map((len) => Array.from({ length: len }, () => rng.int(0, spec.vocabSize - 1)));
+
+function setup() {
+  const model = tinyModel(spec, 11, 0.1);
+  const lora = createLora(spec, { rank: 4, alpha: 8, dropout: 0.1, targets: [...LORA_TARGETS] }, 3);
+  const r = new Rng(5);
+  for (const l of lora.layers)
+    for (const p of Object.values(l) as LoraPair[])
+      for (let i = 0; i < p.b.length; i++) p.b[i] = r.normal() * 0.05;
+  return { model, lora };
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+test(
+  "blas engine: logits, log-probs and KV-cached decoding equal the reference kernels' (< 1e-4)",
+  { skip },
+  () => {
+    const { model, lora } = setup();
+    const refNm = f32Numerics(referenceKernels);
+    const nm = f32Numerics(forced);
+    const rows = Array.from({ length: 223 }, (_, i) => i);
+    const ref = logitsOf(model, forward(model, seqs, { lora, numerics: refNm }), rows);
+    const got = logitsOf(model, forward(model, seqs, { lora, numerics: nm }), rows);
+    assert.ok(maxDiff(ref, got) < 1e-4, `logits differ by ${maxDiff(ref, got)}`);
+    const reqs = seqs.map((ids) => ({ ids, start: 1, end: ids.length }));
+    const lpRef = scoreTokens(model, reqs, { lora, numerics: refNm });
+    const lpGot = scoreTokens(model, reqs, { lora, numerics: nm });
+    for (let k = 0; k < reqs.length; k++) assert.ok(maxDiff(lpRef[k], lpGot[k]) < 1e-4);
+
+    const run = (k: Kernels) => {
+      const cache = new KVCache(model, 1, 200, k);
+      const out = [
+        ...decode(model, cache, [{ seq: 0, tokens: seqs[0].slice(0, 100) }], {
+          lora,
+          numerics: f32Numerics(k),
+        }),
+      ];
+      for (let t = 100; t < 104; t++)
+        out.push(
+          ...decode(model, cache, [{ seq: 0, tokens: [seqs[0][t]] }], { lora, numerics: f32Numerics(k) }),
+        );
+      cache.dispose();
+      return out;
+    };
+    const d = maxDiff(run(referenceKernels), run(forced));
+    assert.ok(d < 1e-4, `decode logits differ by ${d}`);
+  },
+);
+
+test("blas engine: a LoRA training step's loss and gradients equal the reference kernels'", { skip }, () => {
+  const { model, lora } = setup();
+  const train = seqs.map((ids) => ({ ids, mask: new Uint8Array(ids.length).fill(1) }));
+  const grads = (k: Kernels) => {
+    const g = zeroLoraGrads(lora, (n) => new Float32Array(n));
+    const r = lossAndGrad(model, train, { lora, loraGrads: g, numerics: f32Numerics(k), dropoutSeed: 9 });
+    return { r, g };
+  };
+  const ref = grads(referenceKernels);
+  const got = grads(forced);
+  assert.equal(got.r.count, ref.r.count);
+  assert.ok(
+    Math.abs(got.r.lossSum - ref.r.lossSum) < 1e-5 * ref.r.count,
+    `loss ${got.r.lossSum} vs ${ref.r.lossSum}`,
+  );
+  ref.g.layers.forEach((layer, l) => {
+    for (const t of LORA_TARGETS) {
+      const a = layer[t] as LoraGradPair;
+      const b = got.g.layers[l][t] as LoraGradPair;
+      for (const f of ["a", "b"] as const) {
+        let scale = 1e-6;
+        for (const v of a[f]) scale = Math.max(scale, Math.abs(v));
+        assert.ok(
+          maxDiff(a[f], b[f]) < 1e-3 * scale,
+          `layer ${l} ${t}.${f}: ${maxDiff(a[f], b[f])} of ${scale}`,
+        );
+      }
+    }
+  });
+});
