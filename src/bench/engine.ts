@@ -14,7 +14,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { decode, KVCache, scoreTokens } from "../engine/forward.js";
-import { disposeKernels, initKernels } from "../engine/kernels/index.js";
+import { createBlasKernels } from "../engine/kernels/blas.js";
+import { disposeKernels, initKernels, setKernels, type Kernels } from "../engine/kernels/index.js";
 import { loadModelWeights } from "../engine/load.js";
 import { f32Numerics } from "../engine/numerics.js";
 import { train } from "../engine/train.js";
@@ -46,6 +47,18 @@ export const ENGINE_BENCH_CONFIG = {
 
 type Json = Record<string, unknown>;
 
+/**
+ * The PyTorch peer's allocator settings. By default glibc hands large freed blocks back to the kernel, and PyTorch
+ * then page-faults its ~5 GB of activations in again at every step; on this kind of VM that made its steps 2-4x
+ * slower (10 s instead of 3.9 s). Keeping freed memory in the process gives the peer its best speed (the 263
+ * tokens/s of MEASURED.md); ours keeps its activations in the kernel heap and needs no such setting.
+ */
+export const TORCH_PEER_ENV = {
+  MALLOC_MMAP_THRESHOLD_: "4294967296",
+  MALLOC_TRIM_THRESHOLD_: "68719476736",
+  MALLOC_TOP_PAD_: "1073741824",
+};
+
 function rssMB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
@@ -54,14 +67,17 @@ function runPython(script: string, arg: Json): Promise<Json> {
   return new Promise((res) => {
     const py = "/usr/bin/python3";
     if (!existsSync(py)) return res({ skipped: "no /usr/bin/python3" });
-    const p = spawn(py, [script, JSON.stringify(arg)], { stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(py, [script, JSON.stringify(arg)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...TORCH_PEER_ENV },
+    });
     let out = "";
     let err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr.on("data", (d: Buffer) => (err += d.toString()));
     p.on("close", (code) => {
       try {
-        res(JSON.parse(out.trim().split("\n").pop() ?? "") as Json);
+        res({ ...(JSON.parse(out.trim().split("\n").pop() ?? "") as Json), env: TORCH_PEER_ENV });
       } catch {
         res({ skipped: `torch peer failed (exit ${code}): ${err.slice(-500)}` });
       }
@@ -149,43 +165,72 @@ async function llamaPeer(
   }
 }
 
-/** Runs the engine benchmark and its peers; returns the JSON-ready result. */
-export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> {
-  const log = opts.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const threads = opts.threads ?? 2;
-  const steps = Math.max(2, opts.steps ?? 3);
-  const gen = opts.gen ?? 64;
-  const dir = mkdtempSync(join(tmpdir(), "buckle-bench-engine-"));
-  const result: Json = { config: { ...ENGINE_BENCH_CONFIG, threads, steps, gen } };
+/** The benchmark's 4 x 256 random token sequences (seed 1). */
+function benchSequences(vocab: number): number[][] {
+  const rng = new Rng(1);
+  return Array.from({ length: 4 }, () => Array.from({ length: 256 }, () => rng.int(0, vocab - 1)));
+}
+
+/** measureOurs in a child process (this file with --ours), so each kernel set starts from an empty heap. */
+function spawnOurs(
+  path: string,
+  vocab: number,
+  mode: "wasm" | "blas",
+  threads: number,
+  steps: number,
+  gen: number,
+  log: (s: string) => void,
+): Promise<Json> {
+  const args = [fileURLToPath(import.meta.url), "--ours", mode, "--model", path, "--vocab", String(vocab)];
+  args.push("--threads", String(threads), "--steps", String(steps), "--gen", String(gen));
+  return new Promise((res) => {
+    const p = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+      const lines = err.split("\n");
+      err = lines.pop() ?? "";
+      for (const l of lines) log(l);
+    });
+    p.on("close", (code) => {
+      try {
+        res(JSON.parse(out) as Json);
+      } catch {
+        res({ skipped: `ours (${mode}) failed (exit ${code}): ${err.slice(-500)}` });
+      }
+    });
+  });
+}
+
+/** Our training, scoring and generation on one kernel set ("blas" is skipped, with the reason, when unavailable). */
+async function measureOurs(
+  path: string,
+  mode: "wasm" | "blas",
+  threads: number,
+  steps: number,
+  gen: number,
+  seqs: number[][],
+  log: (s: string) => void,
+): Promise<Json> {
+  const ours: Json = {};
+  const heap = await initKernels({ threads });
+  let kernels: Kernels = heap;
   try {
-    const path = join(dir, "smollm2-135m-shape-f32.gguf");
-    const created = createRandomModel(
-      {
-        arch: "llama",
-        hiddenSize: 576,
-        intermediateSize: 1536,
-        numLayers: 30,
-        numHeads: 9,
-        numKvHeads: 3,
-        vocab: "builtin:starcoder",
-        seed: 1,
-        dtype: "f32",
-        tiedEmbeddings: true,
-        initStd: 0.02,
-        contextLength: 2048,
-      },
-      path,
-    );
-    log(`model: ${created.parameters} parameters, vocab ${created.spec.vocabSize}`);
-    const kernels = await initKernels({ threads });
-    result.kernels = `${kernels.name}${kernels.relaxed ? " (relaxed-simd)" : ""}, ${threads} threads`;
+    if (mode === "blas") {
+      try {
+        const blas = createBlasKernels({ threads, heap });
+        setKernels(blas);
+        kernels = blas;
+        ours.blas = blas.library;
+      } catch (e) {
+        return { skipped: (e as Error).message };
+      }
+    }
+    ours.kernels = `${kernels.name}${heap.relaxed ? " (relaxed-simd)" : ""}, ${threads} threads`;
+    log(`ours on ${ours.kernels as string}${ours.blas ? ` (${ours.blas as string})` : ""}`);
     const model = loadModelWeights(path);
-    const rng = new Rng(1);
-    const seqs = Array.from({ length: 4 }, () =>
-      Array.from({ length: 256 }, () => rng.int(0, created.spec.vocabSize - 1)),
-    );
-    const ours: Json = {};
-    result.ours = ours;
 
     // (a) training
     const stepTimes: number[] = [];
@@ -225,7 +270,7 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> 
 
     // (c) generation (greedy: sampling is not what is measured)
     const cache = new KVCache(model, 1, 512, kernels);
-    const V = created.spec.vocabSize;
+    const V = model.spec.vocabSize;
     let logits = decode(model, cache, [{ seq: 0, tokens: seqs[0].slice(0, 16) }], { numerics: nm });
     const t0 = performance.now();
     for (let i = 0; i < gen; i++) {
@@ -236,7 +281,49 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> 
     ours.genTokensPerSecond = gen / ((performance.now() - t0) / 1000);
     cache.dispose();
     log(`ours generation: ${(ours.genTokensPerSecond as number).toFixed(1)} tokens/s`);
+    return ours;
+  } finally {
     await disposeKernels();
+  }
+}
+
+/** Runs the engine benchmark and its peers; returns the JSON-ready result. */
+export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const threads = opts.threads ?? 2;
+  const steps = Math.max(2, opts.steps ?? 3);
+  const gen = opts.gen ?? 64;
+  const dir = mkdtempSync(join(tmpdir(), "buckle-bench-engine-"));
+  const result: Json = { config: { ...ENGINE_BENCH_CONFIG, threads, steps, gen } };
+  try {
+    const path = join(dir, "smollm2-135m-shape-f32.gguf");
+    const created = createRandomModel(
+      {
+        arch: "llama",
+        hiddenSize: 576,
+        intermediateSize: 1536,
+        numLayers: 30,
+        numHeads: 9,
+        numKvHeads: 3,
+        vocab: "builtin:starcoder",
+        seed: 1,
+        dtype: "f32",
+        tiedEmbeddings: true,
+        initStd: 0.02,
+        contextLength: 2048,
+      },
+      path,
+    );
+    log(`model: ${created.parameters} parameters, vocab ${created.spec.vocabSize}`);
+    const seqs = benchSequences(created.spec.vocabSize);
+    // Ours twice, each in a fresh process (its own heap and peak RSS): the WebAssembly kernels alone, then with the
+    // machine's BLAS for the large products (what `ensureFastKernels` picks when koffi and a BLAS are there).
+    result.oursWasm = await spawnOurs(path, created.spec.vocabSize, "wasm", threads, steps, gen, log);
+    result.ours = await spawnOurs(path, created.spec.vocabSize, "blas", threads, steps, gen, log);
+    const ours = (
+      typeof (result.ours as Json).trainTokensPerSecond === "number" ? result.ours : result.oursWasm
+    ) as Json;
+    result.kernels = ours.kernels;
 
     // peers (after ours, one at a time)
     if (opts.torch !== false) {
@@ -245,7 +332,17 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> 
         "../../src/bench/peers/torch_lora_bench.py",
       );
       log("torch peer ...");
-      result.torch = await runPython(script, { threads, batch: 4, seq: 256, steps, rank: 16, alpha: 32 });
+      // three untimed warm-up steps: the first steps of a fresh PyTorch process pay for its allocator's growth
+      // (seen here: 11-23 s, then 15, 9, and 4-5.5 s from the fourth on)
+      result.torch = await runPython(script, {
+        threads,
+        batch: 4,
+        seq: 256,
+        steps: steps + 2,
+        warmup: 3,
+        rank: 16,
+        alpha: 32,
+      });
     }
     if (opts.llama !== false) {
       log("llama.cpp peer ...");
@@ -254,8 +351,11 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> 
     const t = result.torch as Json | undefined;
     const l = result.llamaCpp as Json | undefined;
     const ratio = (a: unknown, b: unknown) => (typeof a === "number" && typeof b === "number" ? a / b : null);
+    const w = result.oursWasm as Json;
     result.ratios = {
       trainVsTorch: ratio(ours.trainTokensPerSecond, t?.trainTokensPerSecond),
+      trainWasmOnlyVsTorch: ratio(w.trainTokensPerSecond, t?.trainTokensPerSecond),
+      scoreWasmOnlyVsLlamaCpp: ratio(w.scoreTokensPerSecond, l?.scoreTokensPerSecond),
       scoreVsTorch: ratio(ours.scoreTokensPerSecond, t?.scoreTokensPerSecond),
       scoreVsLlamaCpp: ratio(ours.scoreTokensPerSecond, l?.scoreTokensPerSecond),
       genVsLlamaCpp: ratio(ours.genTokensPerSecond, l?.[`genTokensPerSecond_${threads}threads`]),
@@ -274,14 +374,36 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
       threads: { type: "string", default: "2" },
       "no-torch": { type: "boolean", default: false },
       "no-llama": { type: "boolean", default: false },
+      // internal: one measureOurs run (see spawnOurs)
+      ours: { type: "string" },
+      model: { type: "string" },
+      vocab: { type: "string" },
     },
   });
-  const r = await benchEngine({
-    steps: Number(values.steps),
-    gen: Number(values.gen),
-    threads: Number(values.threads),
-    torch: !values["no-torch"],
-    llama: !values["no-llama"],
-  });
-  process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+  if (values.ours) {
+    if (values.ours !== "wasm" && values.ours !== "blas") throw new Error("--ours takes wasm or blas");
+    if (!values.model) throw new Error("--ours needs --model");
+    const log = (s: string) => process.stderr.write(s + "\n");
+    const vocab = Number(values.vocab);
+    if (!(vocab > 0)) throw new Error("--ours needs --vocab");
+    const r = await measureOurs(
+      values.model,
+      values.ours,
+      Number(values.threads),
+      Math.max(2, Number(values.steps)),
+      Number(values.gen),
+      benchSequences(vocab),
+      log,
+    );
+    process.stdout.write(JSON.stringify(r) + "\n");
+  } else {
+    const r = await benchEngine({
+      steps: Number(values.steps),
+      gen: Number(values.gen),
+      threads: Number(values.threads),
+      torch: !values["no-torch"],
+      llama: !values["no-llama"],
+    });
+    process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+  }
 }

@@ -168,7 +168,21 @@ function layerBackward(
   const dq = nm.alloc(n * qDim); // [n, heads*hd]
   const dk = nm.alloc(n * kvDim); // [n, kvHeads*hd]
   const dv = nm.alloc(n * kvDim); // [n, kvHeads*hd]
-  attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, acts.plan, shape, a.probs, scratch, nm.heap);
+  attentionBackward(
+    dq,
+    dk,
+    dv,
+    dAtt,
+    a.q,
+    a.k,
+    a.v,
+    acts.plan,
+    shape,
+    a.probs,
+    scratch,
+    nm.heap,
+    nm.kernels?.attentionGemm,
+  );
   const table = ropeTableFor(model, 0);
   applyRope(dq, n, s.numHeads, s.headDim, batch.positions, table, true);
   applyRope(dk, n, s.numKvHeads, s.headDim, batch.positions, table, true);

@@ -35,7 +35,14 @@ let routed: BlasKernels;
 test.before(async () => {
   if (skip) return;
   await fast.init({ threads: 2 });
-  forced = createBlasKernels({ heap: fast, threads: 2, minRows: 1, minMacs: 0, minDim: 1 });
+  forced = createBlasKernels({
+    heap: fast,
+    threads: 2,
+    minRows: 1,
+    minMacs: 0,
+    minDim: 1,
+    minAttentionDim: 1,
+  });
   routed = createBlasKernels({ heap: fast, threads: 2 });
 });
 test.after(async () => fast.dispose());
@@ -133,6 +140,30 @@ test("blas kernels: small, thin and non-f32 products keep the WebAssembly kernel
     fast.matmul(b, x, w, m);
     assert.deepEqual(a, b, `m=${m} ${rows}x${cols}`);
   }
+  // attention with 16-wide heads (the organism's): the WebAssembly product, same bits
+  const [M, N, K] = [64, 128, 16];
+  const qa = fast.allocF32(M * K);
+  qa.set(randF32(M * K, rng));
+  const kb = fast.allocF32(N * K);
+  kb.set(randF32(N * K, rng));
+  const c1 = fast.allocF32(M * N);
+  const c2 = fast.allocF32(M * N);
+  routed.attentionGemm(
+    M,
+    N,
+    K,
+    qa.byteOffset,
+    K * 4,
+    4,
+    kb.byteOffset,
+    K * 4,
+    true,
+    c1.byteOffset,
+    N * 4,
+    false,
+  );
+  fast.gemm(M, N, K, qa.byteOffset, K * 4, 4, kb.byteOffset, K * 4, true, c2.byteOffset, N * 4, false);
+  assert.deepEqual(c1, c2);
   const big: Matrix = { type: "f32", rows: 256, cols: 256, data: randF32(256 * 256, rng) };
   const x = randF32(64 * 256, rng);
   const a = new Float32Array(64 * 256);

@@ -353,7 +353,18 @@ function layerForward(
     kStore = store.k;
     vStore = store.v;
   }
-  attentionForward(a.att, a.q, kStore, vStore, plan, shape, scratch, probs, nm.heap); // [n, heads*hd]
+  attentionForward(
+    a.att,
+    a.q,
+    kStore,
+    vStore,
+    plan,
+    shape,
+    scratch,
+    probs,
+    nm.heap,
+    nm.kernels?.attentionGemm,
+  ); // [n, heads*hd]
   linearForward(nm, a.xMid, a.att, n, w.wo, undefined, ad("o_proj"), keep("o_proj")); // [n, H]
   for (let i = 0; i < n * H; i++) a.xMid[i] += a.xIn[i];
 

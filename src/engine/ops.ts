@@ -151,6 +151,26 @@ function softmaxRows(
   }
 }
 
+/** A strided product on heap byte addresses (FastKernels.gemm's signature; see Kernels.attentionGemm). */
+export type HeapGemm = (
+  M: number,
+  N: number,
+  K: number,
+  a: number,
+  ars: number,
+  aks: number,
+  b: number,
+  ldb: number,
+  bT: boolean,
+  c: number,
+  ldc: number,
+  accum: boolean,
+) => void;
+
+function unavailableGemm(): void {
+  throw new Error("attention: the matrix-product path needs every array in the kernel heap");
+}
+
 /** True when every array lives in the kernel heap (the matrix-product path can run on them in place). */
 function allInHeap(heap: FastKernels | undefined, arrays: FArray[]): heap is FastKernels {
   if (!heap) return false;
@@ -174,6 +194,7 @@ export function attentionForward(
   scratch: FArray,
   probs?: FArray,
   heap?: FastKernels,
+  gemm?: HeapGemm,
 ): void {
   const { heads, kvHeads, headDim: hd } = shape;
   const group = heads / kvHeads;
@@ -183,6 +204,7 @@ export function attentionForward(
   const arrays = [out, q, kStore, vStore, scratch];
   if (probs) arrays.push(probs);
   const fast = allInHeap(heap, arrays);
+  const mm: HeapGemm = fast ? (gemm ?? heap.gemm.bind(heap)) : unavailableGemm;
   for (const seg of plan.segments) {
     const { i0, c, p0, kv0, cols } = seg;
     for (let h = 0; h < heads; h++) {
@@ -198,36 +220,10 @@ export function attentionForward(
           const r1 = Math.min(c, r0 + ATTENTION_ROW_BLOCK);
           const ncols = p0 + r1;
           const qA = heap.addr(q) + ((i0 + r0) * qDim + h * hd) * 4;
-          heap.gemm(
-            r1 - r0,
-            ncols,
-            hd,
-            qA,
-            qDim * 4,
-            4,
-            kA,
-            kvDim * 4,
-            true,
-            pA + r0 * cols * 4,
-            cols * 4,
-            false,
-          );
+          mm(r1 - r0, ncols, hd, qA, qDim * 4, 4, kA, kvDim * 4, true, pA + r0 * cols * 4, cols * 4, false);
           softmaxRows(p, r0, r1, cols, ncols, p0, scale);
           const oA = heap.addr(out) + ((i0 + r0) * qDim + h * hd) * 4;
-          heap.gemm(
-            r1 - r0,
-            hd,
-            ncols,
-            pA + r0 * cols * 4,
-            cols * 4,
-            4,
-            vA,
-            kvDim * 4,
-            false,
-            oA,
-            qDim * 4,
-            false,
-          );
+          mm(r1 - r0, hd, ncols, pA + r0 * cols * 4, cols * 4, 4, vA, kvDim * 4, false, oA, qDim * 4, false);
         }
         continue;
       }
@@ -274,6 +270,7 @@ export function attentionBackward(
   probs: FArray,
   scratch: FArray,
   heap?: FastKernels,
+  gemm?: HeapGemm,
 ): void {
   const { heads, kvHeads, headDim: hd } = shape;
   const group = heads / kvHeads;
@@ -283,6 +280,7 @@ export function attentionBackward(
   const rows = plan.segments.reduce((s, g) => Math.max(s, g.i0 + g.c), 0);
   dq.fill(0, 0, rows * qDim);
   const fast = allInHeap(heap, [dq, dk, dv, dout, q, k, v, probs, scratch]);
+  const mm: HeapGemm = fast ? (gemm ?? heap.gemm.bind(heap)) : unavailableGemm;
   for (const seg of plan.segments) {
     const { i0, c, p0, kv0, cols } = seg;
     for (let h = 0; h < heads; h++) {
@@ -301,7 +299,7 @@ export function attentionBackward(
           const qOff = ((i0 + r0) * qDim + h * hd) * 4;
           const dsA = heap.addr(ds);
           // dV[0:ncols] += Pᵀ dOut ; dP = dOut Vᵀ
-          heap.gemm(
+          mm(
             ncols,
             hd,
             rc,
@@ -315,7 +313,7 @@ export function attentionBackward(
             kvDim * 4,
             true,
           );
-          heap.gemm(
+          mm(
             rc,
             ncols,
             hd,
@@ -331,7 +329,7 @@ export function attentionBackward(
           );
           softmaxBackwardRows(ds, p, r0, rc, cols, ncols, p0, scale);
           // dq = dS K ; dK[0:ncols] += dSᵀ q
-          heap.gemm(
+          mm(
             rc,
             hd,
             ncols,
@@ -345,7 +343,7 @@ export function attentionBackward(
             qDim * 4,
             true,
           );
-          heap.gemm(
+          mm(
             ncols,
             hd,
             rc,

@@ -5,7 +5,8 @@ projections, AdamW; times training steps and a no-grad scoring forward. Prints o
 
 Written for this benchmark (plain torch, no transformers/peft): the model is a straightforward llama block with
 LoRA as PEFT defines it: y = x W^T + (alpha/r) * (x A^T) B^T.
-Usage: python3 torch_lora_bench.py '{"threads":2,"batch":4,"seq":256,"steps":3,"rank":16,"alpha":32}'
+Usage: python3 torch_lora_bench.py '{"threads":2,"batch":4,"seq":256,"steps":4,"warmup":2,"rank":16,"alpha":32}'
+(the first `warmup` steps are not timed).
 """
 import json
 import math
@@ -16,7 +17,7 @@ import time
 cfg = {
     "hidden": 576, "ffn": 1536, "layers": 30, "heads": 9, "kv_heads": 3, "vocab": 49152,
     "threads": 2, "batch": 4, "seq": 256, "steps": 3, "rank": 16, "alpha": 32, "lr": 1e-4,
-    "score_reps": 2, "seed": 1, "rope_theta": 10000.0, "eps": 1e-5,
+    "score_reps": 2, "warmup": 1, "seed": 1, "rope_theta": 10000.0, "eps": 1e-5,
 }
 if len(sys.argv) > 1:
     cfg.update(json.loads(sys.argv[1]))
@@ -129,7 +130,8 @@ with torch.no_grad():
         lp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])
         score_s.append(time.perf_counter() - t0)
 
-timed = step_s[1:] if len(step_s) > 1 else step_s
+w = max(0, min(int(cfg["warmup"]), len(step_s) - 1))
+timed = step_s[w:]
 print(json.dumps({
     "torch": torch.__version__,
     "threads": torch.get_num_threads(),

@@ -35,6 +35,7 @@ const CBLAS_TRANS = 112;
 const DEFAULT_MIN_ROWS = 16;
 const DEFAULT_MIN_MACS = 1 << 20;
 const DEFAULT_MIN_DIM = 128;
+const DEFAULT_MIN_ATTENTION_DIM = 64;
 
 /** Libraries tried in order when BUCKLE_BLAS is not set: optimized BLAS builds only. */
 export const BLAS_CANDIDATES: Record<string, string[]> = {
@@ -162,6 +163,11 @@ export interface BlasInitOptions {
   minMacs?: number;
   /** Products whose weight (or weight gradient) has a dimension under this go to the WebAssembly kernels (128). */
   minDim?: number;
+  /**
+   * Attention products with a dimension under this (head size, query block, keys) go to the WebAssembly kernels
+   * (default 64: real models' heads; the organism's 16- and 32-wide heads keep the same bits everywhere).
+   */
+  minAttentionDim?: number;
 }
 
 export class BlasKernels implements Kernels {
@@ -171,9 +177,11 @@ export class BlasKernels implements Kernels {
   /** The library in use and what it says of itself. */
   readonly library: string;
   private readonly sgemm: Fn;
+  private readonly setThreads?: (n: number) => void;
   private readonly minRows: number;
   private readonly minMacs: number;
   private readonly minDim: number;
+  private readonly minAttentionDim: number;
 
   constructor(opts: BlasInitOptions = {}) {
     const lib = loadBlas();
@@ -182,7 +190,9 @@ export class BlasKernels implements Kernels {
     this.minRows = Math.max(1, opts.minRows ?? DEFAULT_MIN_ROWS);
     this.minMacs = Math.max(0, opts.minMacs ?? DEFAULT_MIN_MACS);
     this.minDim = Math.max(1, opts.minDim ?? DEFAULT_MIN_DIM);
+    this.minAttentionDim = Math.max(1, opts.minAttentionDim ?? DEFAULT_MIN_ATTENTION_DIM);
     this.sgemm = lib.sgemm;
+    this.setThreads = lib.setThreads;
     lib.setThreads?.(this.threads);
     this.library = lib.describe;
   }
@@ -235,6 +245,55 @@ export class BlasKernels implements Kernels {
     );
   };
 
+  /**
+   * FastKernels.gemm's strided product on heap byte addresses (attention's query blocks): A row-major (aks = 4)
+   * or stored transposed (ars = 4), B "nk" (bT) or "kn". These are small (< a few M multiply-adds), so they run on
+   * the calling thread alone: waking the BLAS's other threads for each would cost more than it saves.
+   */
+  attentionGemm = (
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    ars: number,
+    aks: number,
+    b: number,
+    ldb: number,
+    bT: boolean,
+    c: number,
+    ldc: number,
+    accum: boolean,
+  ): void => {
+    const aRow = aks === 4;
+    const aCol = !aRow && ars === 4;
+    const small = M * N * K < MIN_GEMM_MACS || Math.min(M, N, K) < this.minAttentionDim;
+    if (!this.setThreads || small || (!aRow && !aCol) || ldb % 4 || ldc % 4)
+      return this.heap.gemm(M, N, K, a, ars, aks, b, ldb, bT, c, ldc, accum);
+    const buf = this.heap.buf();
+    const view = (at: number) => new Float32Array(buf, at, Math.floor((buf.byteLength - at) / 4));
+    this.setThreads(1);
+    try {
+      this.sgemm(
+        CBLAS_ROW_MAJOR,
+        aRow ? CBLAS_NO_TRANS : CBLAS_TRANS,
+        bT ? CBLAS_TRANS : CBLAS_NO_TRANS,
+        M,
+        N,
+        K,
+        1,
+        view(a),
+        (aRow ? ars : aks) / 4,
+        view(b),
+        ldb / 4,
+        accum ? 1 : 0,
+        view(c),
+        ldc / 4,
+      );
+    } finally {
+      this.setThreads(this.threads);
+    }
+  };
+
   matmulBackwardWeight = (
     dw: Float32Array,
     dy: Float32Array,
@@ -264,6 +323,9 @@ export class BlasKernels implements Kernels {
     );
   };
 }
+
+/** Below this many multiply-adds a strided heap product (attention) stays on the WebAssembly kernels. */
+const MIN_GEMM_MACS = 1 << 15;
 
 /** A native call reads and writes raw memory: refuse arrays shorter than the product needs. */
 function checkLengths(op: string, ...pairs: [ArrayLike<number>, number][]): void {

@@ -26,6 +26,24 @@ export interface Kernels {
     cols: number,
   ): void;
   /**
+   * Strided C (+)= A · B on heap byte addresses, with FastKernels.gemm's signature (attention's products). Kernel
+   * sets with a faster route provide it; absent, callers use heap.gemm.
+   */
+  readonly attentionGemm?: (
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    ars: number,
+    aks: number,
+    b: number,
+    ldb: number,
+    bT: boolean,
+    c: number,
+    ldc: number,
+    accum: boolean,
+  ) => void;
+  /**
    * Present on kernel sets that own a heap (the WebAssembly set and the ggml set on top of it): the engine then
    * places frozen weights there once, allocates activations there, and runs attention through `heap.gemm`.
    */
