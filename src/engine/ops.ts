@@ -2,6 +2,7 @@
 // attention over a key/value store, SwiGLU, and the softmax cross-entropy of the output head.
 
 import type { FastKernels } from "./kernels/fast.js";
+import type { HeapGemm } from "./kernels/index.js";
 import type { FArray } from "./numerics.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -150,22 +151,6 @@ function softmaxRows(
     for (let j = len; j < ncols; j++) p[o + j] = 0;
   }
 }
-
-/** A strided product on heap byte addresses (FastKernels.gemm's signature; see Kernels.attentionGemm). */
-export type HeapGemm = (
-  M: number,
-  N: number,
-  K: number,
-  a: number,
-  ars: number,
-  aks: number,
-  b: number,
-  ldb: number,
-  bT: boolean,
-  c: number,
-  ldc: number,
-  accum: boolean,
-) => void;
 
 function unavailableGemm(): void {
   throw new Error("attention: the matrix-product path needs every array in the kernel heap");

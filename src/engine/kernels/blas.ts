@@ -25,7 +25,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Matrix } from "../types.js";
 import { getFastKernels, type FastKernels } from "./fast.js";
-import type { Kernels } from "./index.js";
+import type { HeapGemm, Kernels } from "./index.js";
 
 const CBLAS_ROW_MAJOR = 101;
 const CBLAS_NO_TRANS = 111;
@@ -250,20 +250,7 @@ export class BlasKernels implements Kernels {
    * or stored transposed (ars = 4), B "nk" (bT) or "kn". These are small (< a few M multiply-adds), so they run on
    * the calling thread alone: waking the BLAS's other threads for each would cost more than it saves.
    */
-  attentionGemm = (
-    M: number,
-    N: number,
-    K: number,
-    a: number,
-    ars: number,
-    aks: number,
-    b: number,
-    ldb: number,
-    bT: boolean,
-    c: number,
-    ldc: number,
-    accum: boolean,
-  ): void => {
+  attentionGemm: HeapGemm = (M, N, K, a, ars, aks, b, ldb, bT, c, ldc, accum) => {
     const aRow = aks === 4;
     const aCol = !aRow && ars === 4;
     const small = M * N * K < MIN_GEMM_MACS || Math.min(M, N, K) < this.minAttentionDim;

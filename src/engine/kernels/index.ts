@@ -6,6 +6,22 @@ import type { Matrix } from "../types.js";
 import { getFastKernels, type FastInitOptions, type FastKernels } from "./fast.js";
 import { referenceKernels } from "./reference.js";
 
+/** A strided product on heap byte addresses, with FastKernels.gemm's signature and meaning. */
+export type HeapGemm = (
+  M: number,
+  N: number,
+  K: number,
+  a: number,
+  ars: number,
+  aks: number,
+  b: number,
+  ldb: number,
+  bT: boolean,
+  c: number,
+  ldc: number,
+  accum: boolean,
+) => void;
+
 /**
  * Every product is row-major with torch.nn.Linear's weight layout: W is [rows = outputs, cols = inputs].
  * Frozen weights may be f32/f16/bf16/q8_0 (dequantized inside); gradients are always f32.
@@ -29,20 +45,7 @@ export interface Kernels {
    * Strided C (+)= A · B on heap byte addresses, with FastKernels.gemm's signature (attention's products). Kernel
    * sets with a faster route provide it; absent, callers use heap.gemm.
    */
-  readonly attentionGemm?: (
-    M: number,
-    N: number,
-    K: number,
-    a: number,
-    ars: number,
-    aks: number,
-    b: number,
-    ldb: number,
-    bT: boolean,
-    c: number,
-    ldc: number,
-    accum: boolean,
-  ) => void;
+  readonly attentionGemm?: HeapGemm;
   /**
    * Present on kernel sets that own a heap (the WebAssembly set and the ggml set on top of it): the engine then
    * places frozen weights there once, allocates activations there, and runs attention through `heap.gemm`.
