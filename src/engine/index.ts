@@ -68,7 +68,10 @@ export {
   initKernels,
   disposeKernels,
   ensureFastKernels,
+  kernelChoice,
   referenceKernels,
+  type KernelChoice,
   type Kernels,
 } from "./kernels/index.js";
+export { createBlasKernels, loadBlas, BlasKernels, type BlasInitOptions } from "./kernels/blas.js";
 export { RopeTable, ropeModeFor, llama3RopeFactors, type RopeMode } from "./rope.js";

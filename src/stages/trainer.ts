@@ -7,6 +7,8 @@ import type { Sample } from "../data/sample.js";
 import { mergeLoraIntoGGUF, writeGGUFLora, writePeftAdapter } from "../engine/adapters/index.js";
 import {
   ensureFastKernels,
+  kernelChoice,
+  type KernelChoice,
   latestCheckpoint,
   loadModelWeights,
   train as engineTrain,
@@ -97,6 +99,8 @@ export interface TrainRecord {
   buckle: string;
   node: string;
   trainer: string;
+  /** The engine's kernel set (and BLAS library, or why none) this training ran on. */
+  kernels?: KernelChoice;
   stage: string | null;
   completed: boolean;
   step: number;
@@ -223,6 +227,7 @@ async function trainNative(
     buckle: packageVersion(),
     node: process.version,
     trainer: "native",
+    kernels: kernelChoice(),
     stage: run.stage ?? null,
     completed,
     step: result.step,
