@@ -68,6 +68,7 @@ test("buckle doctor --json reports every check, and exits 2 when one fails", () 
       "platform",
       "cpu features",
       "wasm simd",
+      "blas",
       "node-llama-cpp",
       "llama-server",
       "better-sqlite3",
@@ -78,7 +79,7 @@ test("buckle doctor --json reports every check, and exits 2 when one fails", () 
     ],
   );
   // This test runs on Node >= 20.11 with its dependencies installed: those checks pass here.
-  for (const name of ["node", "wasm simd", "node-llama-cpp", "better-sqlite3", "cache directory"])
+  for (const name of ["node", "wasm simd", "blas", "node-llama-cpp", "better-sqlite3", "cache directory"])
     assert.equal(report.checks.find((c) => c.name === name)!.status, "ok", name);
   assert.equal(good.status, report.ok ? 0 : 2, good.stderr);
 
