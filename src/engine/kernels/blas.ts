@@ -9,9 +9,10 @@
 //     activations in f32; a BLAS would need an f32 copy of the weight);
 //   - small products (fewer than `minRows` rows or `minMacs` multiply-adds): decoding a handful of rows is faster on
 //     the prepacked WebAssembly path, and a row's result then stays the same bits whatever the batch size;
-//   - thin matrices (a weight or gradient dimension under `minDim`): LoRA's rank-r factors and the small models
-//     tests and the SafetyWorld organism use. Those keep the WebAssembly kernels' bits on every machine, with or
-//     without a BLAS, so the organism and the demo's numbers do not depend on what the machine has installed.
+//   - narrow matrices (a weight or gradient dimension under `minDim`, 128), unless it is a LoRA factor of a wide
+//     projection (rank <= 32 by width >= 512): the small models that tests and the SafetyWorld organism use keep
+//     the WebAssembly kernels' bits on every machine, with or without a BLAS, so the organism and the demo's
+//     numbers do not depend on what the machine has installed.
 //
 // cblas takes transposes as flags, so no product copies an operand:
 //   matmul:               out  = x · Wᵀ         sgemm(NoTrans, Trans,   m, rows, cols, beta 0)
@@ -35,6 +36,9 @@ const CBLAS_TRANS = 112;
 const DEFAULT_MIN_ROWS = 16;
 const DEFAULT_MIN_MACS = 1 << 20;
 const DEFAULT_MIN_DIM = 128;
+// LoRA's factors (rank x width) of wide projections also pay: the rank is small but the width is not.
+const THIN_MAX = 32;
+const THIN_MIN_WIDE = 512;
 const DEFAULT_MIN_ATTENTION_DIM = 64;
 
 /** Libraries tried in order when BUCKLE_BLAS is not set: optimized BLAS builds only. */
@@ -198,7 +202,10 @@ export class BlasKernels implements Kernels {
   }
 
   private big(m: number, rows: number, cols: number): boolean {
-    return m >= this.minRows && rows >= this.minDim && cols >= this.minDim && m * rows * cols >= this.minMacs;
+    if (m < this.minRows || m * rows * cols < this.minMacs) return false;
+    const lo = Math.min(rows, cols);
+    // wide in both dimensions, or a LoRA factor of a wide projection (rank <= 32 by >= 512)
+    return lo >= this.minDim || (lo <= THIN_MAX && Math.max(rows, cols) >= THIN_MIN_WIDE);
   }
 
   matmul = (out: Float32Array, x: Float32Array, w: Matrix, m: number): void => {
