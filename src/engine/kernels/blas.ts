@@ -132,17 +132,24 @@ export function loadBlas(): BlasLib {
     const want = process.env.BUCKLE_BLAS?.trim();
     if (want === "off" || want === "0" || want === "none")
       throw new Error("BLAS kernels are turned off (BUCKLE_BLAS=off)");
-    // OpenMP builds of OpenBLAS spin between calls by default, on the cores the WebAssembly workers use.
-    process.env.OMP_WAIT_POLICY ??= "passive";
     const koffi = loadKoffi();
     const files = want ? [want] : (BLAS_CANDIDATES[process.platform] ?? []);
-    for (const f of files) {
-      if (f.includes("/") && !existsSync(f)) continue;
-      const lib = tryLoad(koffi, f);
-      if (lib) {
-        loaded = lib;
-        return lib;
+    // OpenMP builds of OpenBLAS spin between calls by default, on the cores the WebAssembly workers use. The
+    // OpenMP runtime reads this when the library loads; it is taken back afterwards so that child processes
+    // (llama-server, peers) do not inherit it.
+    const setPolicy = process.env.OMP_WAIT_POLICY === undefined;
+    if (setPolicy) process.env.OMP_WAIT_POLICY = "passive";
+    try {
+      for (const f of files) {
+        if (f.includes("/") && !existsSync(f)) continue;
+        const lib = tryLoad(koffi, f);
+        if (lib) {
+          loaded = lib;
+          return lib;
+        }
       }
+    } finally {
+      if (setPolicy) delete process.env.OMP_WAIT_POLICY;
     }
     throw new Error(
       want
