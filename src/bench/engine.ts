@@ -294,7 +294,13 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Json> 
   const steps = Math.max(2, opts.steps ?? 3);
   const gen = opts.gen ?? 64;
   const dir = mkdtempSync(join(tmpdir(), "buckle-bench-engine-"));
-  const result: Json = { config: { ...ENGINE_BENCH_CONFIG, threads, steps, gen } };
+  // OpenBLAS's kernel choice (ours in-process and PyTorch's) follows these when set; autodetection otherwise
+  const blasEnv = Object.fromEntries(
+    ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"]
+      .filter((k) => process.env[k] !== undefined)
+      .map((k) => [k, process.env[k]]),
+  );
+  const result: Json = { config: { ...ENGINE_BENCH_CONFIG, threads, steps, gen, blasEnv } };
   try {
     const path = join(dir, "smollm2-135m-shape-f32.gguf");
     const created = createRandomModel(

@@ -190,7 +190,7 @@ export async function checkBlas(): Promise<CheckResult> {
       detail: `${(e as Error).message}; the engine uses its WebAssembly kernels only`,
       hint: off
         ? undefined
-        : "optional: native training and scoring run ~1.4x faster with an optimized BLAS (Debian/Ubuntu: apt-get install libopenblas0)",
+        : "optional: native training and scoring of real-sized models run 1.3-2x faster with an optimized BLAS (Debian/Ubuntu: apt-get install libopenblas0)",
     };
   }
 }
