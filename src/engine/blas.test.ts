@@ -6,17 +6,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../util/random.js";
-import { lossAndGrad } from "./backward.js";
-import { decode, forward, KVCache, logitsOf, scoreTokens } from "./forward.js";
 import { createBlasKernels, loadBlas, type BlasKernels } from "./kernels/blas.js";
 import { getFastKernels } from "./kernels/fast.js";
 import { matmulBackwardInputF64, matmulBackwardWeightF64, matmulF64 } from "./kernels/reference.js";
-import { referenceKernels } from "./kernels/reference.js";
-import type { Kernels } from "./kernels/index.js";
-import { createLora, zeroLoraGrads, type LoraGradPair } from "./lora.js";
-import { f32Numerics } from "./numerics.js";
-import { tinyModel, tinySpec } from "./testing.js";
-import { LORA_TARGETS, type LoraPair, type Matrix } from "./types.js";
+import {
+  checkDecodeAgainstReference,
+  checkForwardAgainstReference,
+  checkLoraStepAgainstReference,
+} from "./kernel-check.js";
+import type { Matrix } from "./types.js";
 
 function blasMissing(): string | false {
   try {
@@ -175,98 +173,16 @@ test("blas kernels: small and narrow products keep the WebAssembly kernels' bits
 });
 
 // The engine with every product forced to the BLAS, against the engine on the reference kernels.
-const spec = tinySpec({
-  vocabSize: 300,
-  hiddenSize: 64,
-  intermediateSize: 96,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 16,
-  contextLength: 256,
-});
-const rng = new Rng(7);
-const seqs = [150, 70, 3].map((len) => Array.from({ length: len }, () => rng.int(0, spec.vocabSize - 1)));
-
-function setup() {
-  const model = tinyModel(spec, 11, 0.1);
-  const lora = createLora(spec, { rank: 4, alpha: 8, dropout: 0.1, targets: [...LORA_TARGETS] }, 3);
-  const r = new Rng(5);
-  for (const l of lora.layers)
-    for (const p of Object.values(l) as LoraPair[])
-      for (let i = 0; i < p.b.length; i++) p.b[i] = r.normal() * 0.05;
-  return { model, lora };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 test(
   "blas engine: logits, log-probs and KV-cached decoding equal the reference kernels' (< 1e-4)",
   { skip },
   () => {
-    const { model, lora } = setup();
-    const refNm = f32Numerics(referenceKernels);
-    const nm = f32Numerics(forced);
-    const rows = Array.from({ length: 223 }, (_, i) => i);
-    const ref = logitsOf(model, forward(model, seqs, { lora, numerics: refNm }), rows);
-    const got = logitsOf(model, forward(model, seqs, { lora, numerics: nm }), rows);
-    assert.ok(maxDiff(ref, got) < 1e-4, `logits differ by ${maxDiff(ref, got)}`);
-    const reqs = seqs.map((ids) => ({ ids, start: 1, end: ids.length }));
-    const lpRef = scoreTokens(model, reqs, { lora, numerics: refNm });
-    const lpGot = scoreTokens(model, reqs, { lora, numerics: nm });
-    for (let k = 0; k < reqs.length; k++) assert.ok(maxDiff(lpRef[k], lpGot[k]) < 1e-4);
-
-    const run = (k: Kernels) => {
-      const cache = new KVCache(model, 1, 200, k);
-      const out = [
-        ...decode(model, cache, [{ seq: 0, tokens: seqs[0].slice(0, 100) }], {
-          lora,
-          numerics: f32Numerics(k),
-        }),
-      ];
-      for (let t = 100; t < 104; t++)
-        out.push(
-          ...decode(model, cache, [{ seq: 0, tokens: [seqs[0][t]] }], { lora, numerics: f32Numerics(k) }),
-        );
-      cache.dispose();
-      return out;
-    };
-    const d = maxDiff(run(referenceKernels), run(forced));
-    assert.ok(d < 1e-4, `decode logits differ by ${d}`);
+    checkForwardAgainstReference(forced);
+    checkDecodeAgainstReference(forced);
   },
 );
 
 test("blas engine: a LoRA training step's loss and gradients equal the reference kernels'", { skip }, () => {
-  const { model, lora } = setup();
-  const train = seqs.map((ids) => ({ ids, mask: new Uint8Array(ids.length).fill(1) }));
-  const grads = (k: Kernels) => {
-    const g = zeroLoraGrads(lora, (n) => new Float32Array(n));
-    const r = lossAndGrad(model, train, { lora, loraGrads: g, numerics: f32Numerics(k), dropoutSeed: 9 });
-    return { r, g };
-  };
-  const ref = grads(referenceKernels);
-  const got = grads(forced);
-  assert.equal(got.r.count, ref.r.count);
-  assert.ok(
-    Math.abs(got.r.lossSum - ref.r.lossSum) < 1e-5 * ref.r.count,
-    `loss ${got.r.lossSum} vs ${ref.r.lossSum}`,
-  );
-  ref.g.layers.forEach((layer, l) => {
-    for (const t of LORA_TARGETS) {
-      const a = layer[t] as LoraGradPair;
-      const b = got.g.layers[l][t] as LoraGradPair;
-      for (const f of ["a", "b"] as const) {
-        let scale = 1e-6;
-        for (const v of a[f]) scale = Math.max(scale, Math.abs(v));
-        assert.ok(
-          maxDiff(a[f], b[f]) < 1e-3 * scale,
-          `layer ${l} ${t}.${f}: ${maxDiff(a[f], b[f])} of ${scale}`,
-        );
-      }
-    }
-  });
+  checkLoraStepAgainstReference(forced);
 });
