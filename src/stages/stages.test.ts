@@ -106,6 +106,10 @@ test("immunize writes adapters, a record and a handle; native and llama.cpp load
   assert.equal(record.data.sha256, samplesHash(curated));
   assert.equal(record.buckle, packageVersion());
   assert.equal(record.node, process.version);
+  // the kernel set it trained on: the BLAS route names its library, the WebAssembly one why the BLAS is off
+  assert.ok(["blas", "fast-wasm"].includes(record.kernels.name), record.kernels.name);
+  assert.equal(record.kernels.threads, 1);
+  if (record.kernels.name === "blas") assert.match(record.kernels.blas, /\S/);
   assert.deepEqual(readHandle(out), handle);
 
   const baseNative = await scored(await openHandle(base, { backend: "native", threads: 1 }));

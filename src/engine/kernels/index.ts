@@ -94,9 +94,14 @@ export interface KernelChoice {
 
 let choice: KernelChoice | undefined;
 
-/** The choice ensureFastKernels made in this thread, or undefined before it ran. */
+/**
+ * The kernel set in use in this thread: what ensureFastKernels chose, or (after initKernels/setKernels) the set
+ * that was made the default; undefined while the reference kernels are the default.
+ */
 export function kernelChoice(): KernelChoice | undefined {
-  return choice;
+  if (choice && choice.name === current.name) return choice;
+  if (current === referenceKernels) return undefined;
+  return { name: current.name, threads: current.heap?.threads ?? 1 };
 }
 
 /**
