@@ -153,7 +153,9 @@ export function loadBlas(): BlasLib {
     }
     throw new Error(
       want
-        ? `BUCKLE_BLAS=${want}: no cblas_sgemm could be loaded from it`
+        ? want.includes("/") && !existsSync(want)
+          ? `BUCKLE_BLAS=${want}: no such file (set it to a BLAS library's path, or to off)`
+          : `BUCKLE_BLAS=${want}: no cblas_sgemm could be loaded from it (is it a BLAS with the CBLAS interface?)`
         : `no optimized BLAS found (tried ${files.join(", ") || "nothing on this platform"}); ` +
             `on Debian/Ubuntu: apt-get install libopenblas0, or set BUCKLE_BLAS to a library with cblas_sgemm`,
     );

@@ -128,6 +128,13 @@ export async function ensureFastKernels(threads?: number): Promise<Kernels> {
         choice = { name: blas.name, threads: n, blas: blas.library };
       } catch (e) {
         choice.blasOff = (e as Error).message;
+        // a library the user named explicitly and that does not load deserves a word (once per process)
+        const want = process.env.BUCKLE_BLAS?.trim();
+        if (want && !["off", "0", "none"].includes(want))
+          process.emitWarning(
+            `${choice.blasOff}; the engine uses its WebAssembly kernels`,
+            "BuckleBlasWarning",
+          );
       }
     }
   }
