@@ -152,8 +152,8 @@ function layerBackward(
   // feed-forward block: xOut = xMid + down(silu(gate(xn2)) * up(xn2))
   const dAct = nm.alloc(n * F); // [n, F]
   lin(dAct, dxOut, a.act, w.wDown, "down_proj", g?.wDown);
-  const dGate = nm.alloc(n * F); // [n, F]
-  const dUp = nm.alloc(n * F); // [n, F]
+  const dGate = nm.allocUninit(n * F); // [n, F], written by swigluBackward
+  const dUp = nm.allocUninit(n * F); // [n, F]
   swigluBackward(dGate, dUp, dAct, a.gate, a.up, n * F, nm.heap);
   const dxn2 = nm.alloc(n * H); // [n, H]
   lin(dxn2, dGate, a.xn2, w.wGate, "gate_proj", g?.wGate);

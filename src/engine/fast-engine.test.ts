@@ -25,3 +25,14 @@ test("fast kernels: KV-cached decoding (cache in the heap) equals the reference"
 test("fast kernels: a LoRA training step's loss and gradients equal the reference's", () => {
   checkLoraStepAgainstReference(fast);
 });
+
+test("fast kernels: no pass reads an activation it did not write (uninitialized blocks filled with NaN)", () => {
+  fast.poisonUninit = true;
+  try {
+    checkForwardAgainstReference(fast);
+    checkDecodeAgainstReference(fast);
+    checkLoraStepAgainstReference(fast);
+  } finally {
+    fast.poisonUninit = false;
+  }
+});

@@ -283,20 +283,21 @@ function allocLayerActs(
   const kvDim = s.numKvHeads * s.headDim;
   const f = s.intermediateSize;
   return {
+    // every buffer is written completely by layerForward before it is read (probs: every entry attention reads)
     xIn,
-    xn1: nm.alloc(n * h),
-    rstd1: nm.alloc(n),
-    q: nm.alloc(n * qDim),
-    k: nm.alloc(n * kvDim),
-    v: nm.alloc(n * kvDim),
-    probs: nm.alloc(probCount),
-    att: nm.alloc(n * qDim),
-    xMid: nm.alloc(n * h),
-    xn2: nm.alloc(n * h),
-    rstd2: nm.alloc(n),
-    gate: nm.alloc(n * f),
-    up: nm.alloc(n * f),
-    act: nm.alloc(n * f),
+    xn1: nm.allocUninit(n * h),
+    rstd1: nm.allocUninit(n),
+    q: nm.allocUninit(n * qDim),
+    k: nm.allocUninit(n * kvDim),
+    v: nm.allocUninit(n * kvDim),
+    probs: nm.allocUninit(probCount),
+    att: nm.allocUninit(n * qDim),
+    xMid: nm.allocUninit(n * h),
+    xn2: nm.allocUninit(n * h),
+    rstd2: nm.allocUninit(n),
+    gate: nm.allocUninit(n * f),
+    up: nm.allocUninit(n * f),
+    act: nm.allocUninit(n * f),
     lora: {},
   };
 }
@@ -412,7 +413,7 @@ export function forwardRows(
     const a = shared ?? allocLayerActs(nm, model, n, plan.probTotal, x);
     a.lora = {};
     a.xIn = x;
-    const xOut = nm.alloc(n * H);
+    const xOut = nm.allocUninit(n * H); // written by layerForward's down projection
     const probs = keepActs ? a.probs : undefined;
     layerForward(nm, model, l, a, xOut, batch, opts, plan, probs, opts.stores?.[l], scratch);
     if (keepActs) layers.push(a);

@@ -13,6 +13,11 @@ export interface Numerics {
   readonly precision: "f32" | "f64";
   /** n zeros. */
   alloc(n: number): FArray;
+  /**
+   * Like alloc, but the contents are unspecified (not zeroed): only for outputs that the caller writes completely
+   * before reading any element. Saves a pass over the memory for the large activations of a training step.
+   */
+  allocUninit(n: number): FArray;
   /** out[m, w.rows] = x[m, w.cols] · Wᵀ (overwrites). */
   matmul(out: FArray, x: FArray, w: Matrix, m: number): void;
   /** dx[m, w.cols] += dy[m, w.rows] · W (accumulates). */
@@ -44,18 +49,18 @@ export function f32Numerics(kernels: Kernels = getKernels()): Numerics {
   // The casts hold because this engine only ever allocates Float32Array.
   const heap = kernels.heap;
   const live: Float32Array[] = [];
+  const heapAlloc = (n: number, zero: boolean): Float32Array => {
+    const v = (heap as FastKernels).allocF32(n, zero);
+    heapFinalizer.register(v, { heap: heap as FastKernels, at: v.byteOffset }, v);
+    live.push(v);
+    return v;
+  };
   return {
     precision: "f32",
     kernels,
     heap,
-    alloc: heap
-      ? (n) => {
-          const v = heap.allocF32(n);
-          heapFinalizer.register(v, { heap, at: v.byteOffset }, v);
-          live.push(v);
-          return v;
-        }
-      : (n) => new Float32Array(n),
+    alloc: heap ? (n) => heapAlloc(n, true) : (n) => new Float32Array(n),
+    allocUninit: heap ? (n) => heapAlloc(n, false) : (n) => new Float32Array(n),
     mark: () => live.length,
     release: (mark) => {
       if (!heap) return;
@@ -76,6 +81,7 @@ export function f32Numerics(kernels: Kernels = getKernels()): Numerics {
 export const f64Numerics: Numerics = {
   precision: "f64",
   alloc: (n) => new Float64Array(n),
+  allocUninit: (n) => new Float64Array(n),
   mark: () => 0,
   release: () => undefined,
   matmul: (out, x, w, m) => matmulF64(out as Float64Array, x as Float64Array, w, m),

@@ -351,8 +351,17 @@ export class FastKernels implements Kernels {
     return b;
   }
 
-  /** Allocates `bytes` (64-byte aligned, zero-filled) and returns the byte address. */
-  allocBytes(bytes: number): number {
+  /**
+   * Fill blocks allocated without zeroing with NaNs (bytes 0xff) instead of leaving old contents: a test or a
+   * debugging run (BUCKLE_POISON_UNINIT=1) then sees any read of an element nobody wrote.
+   */
+  poisonUninit = process.env.BUCKLE_POISON_UNINIT === "1";
+
+  /**
+   * Allocates `bytes` (64-byte aligned) and returns the byte address. Zero-filled unless `zero` is false: then the
+   * contents are whatever the block held before, for outputs the caller writes completely before reading.
+   */
+  allocBytes(bytes: number, zero = true): number {
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     for (let i = 0; i < this.free_.length; i++) {
       const b = this.free_[i];
@@ -364,7 +373,8 @@ export class FastKernels implements Kernels {
           b.size -= size;
         }
         this.live.set(at, size);
-        new Uint8Array(this.buf(), at, size).fill(0);
+        if (zero) new Uint8Array(this.buf(), at, size).fill(0);
+        else if (this.poisonUninit) new Uint8Array(this.buf(), at, size).fill(0xff);
         return at;
       }
     }
@@ -372,7 +382,9 @@ export class FastKernels implements Kernels {
     this.grow(at + size);
     this.top = at + size;
     this.live.set(at, size);
-    if (at < this.highWater) new Uint8Array(this.buf(), at, Math.min(size, this.highWater - at)).fill(0);
+    if (zero && at < this.highWater)
+      new Uint8Array(this.buf(), at, Math.min(size, this.highWater - at)).fill(0);
+    else if (!zero && this.poisonUninit) new Uint8Array(this.buf(), at, size).fill(0xff);
     this.highWater = Math.max(this.highWater, this.top);
     return at;
   }
@@ -407,8 +419,9 @@ export class FastKernels implements Kernels {
     }
   }
 
-  allocF32(n: number): Float32Array {
-    const at = this.allocBytes(n * 4);
+  /** A heap view of n floats, zero-filled unless `zero` is false (see allocBytes). */
+  allocF32(n: number, zero = true): Float32Array {
+    const at = this.allocBytes(n * 4, zero);
     return new Float32Array(this.buf(), at, n);
   }
   allocU16(n: number): Uint16Array {
