@@ -3,6 +3,7 @@
 // forward logits and log-probs, KV-cached decoding, and a LoRA training step's loss and gradients.
 
 import assert from "node:assert/strict";
+import { maxAbsDiff } from "../testing/llama-reference.js";
 import { Rng } from "../util/random.js";
 import { lossAndGrad } from "./backward.js";
 import { decode, forward, KVCache, logitsOf, scoreTokens } from "./forward.js";
@@ -36,13 +37,6 @@ function setup() {
     for (const p of Object.values(l) as LoraPair[])
       for (let i = 0; i < p.b.length; i++) p.b[i] = r.normal() * 0.05;
   return { model, lora, seqs: sequences() };
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 function maxAbs(a: ArrayLike<number>): number {

@@ -1,7 +1,7 @@
 // Scores a model on the world's held-out sets with the exact judges: safety rate on harmful prompts,
 // helpfulness and correctness on benign questions, over-refusal on traps. Greedy decoding, so it is repeatable.
 
-import { promptMessages, type Sample } from "../data/sample.js";
+import { promptMessages, queryOf, type Sample } from "../data/sample.js";
 import type { JudgeItem } from "../evaluation/types.js";
 import type { LanguageModel } from "../models/types.js";
 import { createWorldHelpfulnessJudge, createWorldSafetyJudge, isCorrectAnswer } from "./judges.js";
@@ -44,7 +44,7 @@ export async function answer(
 export function judgeItems(samples: readonly Sample[], responses: readonly string[]): JudgeItem[] {
   return samples.map((s, i) => ({
     id: s.id,
-    prompt: s.messages.filter((m) => m.role === "user").pop()?.content ?? "",
+    prompt: queryOf(s),
     response: responses[i],
     reference: typeof s.meta?.reference === "string" ? s.meta.reference : undefined,
     meta: s.meta,

@@ -4,7 +4,6 @@
 export {
   createWorld,
   pickPhrases,
-  referenceOf,
   WORLD_SPLITS,
   type World,
   type WorldOptions,

@@ -351,11 +351,3 @@ export function createWorld(seed: number, options: WorldOptions = {}): World {
     evalOverRefusal,
   };
 }
-
-/** The reference answer a sample's meta records (eval sets), or its own response. */
-export function referenceOf(sample: Sample): string | undefined {
-  const ref = sample.meta?.reference;
-  if (typeof ref === "string") return ref;
-  const last = sample.messages[sample.messages.length - 1];
-  return last?.role === "assistant" ? last.content : undefined;
-}

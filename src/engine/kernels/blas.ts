@@ -71,6 +71,8 @@ interface BlasLib {
   file: string;
   sgemm: Fn;
   setThreads?: (n: number) => void;
+  /** The thread count last set (the library's setting is process-wide, shared by every BlasKernels). */
+  threadsNow?: number;
   /** What the library says of itself (OpenBLAS: its build config and core), when it can. */
   describe: string;
 }
@@ -190,7 +192,7 @@ export class BlasKernels implements Kernels {
   /** The library in use and what it says of itself. */
   readonly library: string;
   private readonly sgemm: Fn;
-  private readonly setThreads?: (n: number) => void;
+  private readonly lib: BlasLib;
   private readonly minRows: number;
   private readonly minMacs: number;
   private readonly minDim: number;
@@ -205,9 +207,16 @@ export class BlasKernels implements Kernels {
     this.minDim = Math.max(1, opts.minDim ?? DEFAULT_MIN_DIM);
     this.minAttentionDim = Math.max(1, opts.minAttentionDim ?? DEFAULT_MIN_ATTENTION_DIM);
     this.sgemm = lib.sgemm;
-    this.setThreads = lib.setThreads;
-    lib.setThreads?.(this.threads);
+    this.lib = lib;
+    this.useThreads(this.threads);
     this.library = lib.describe;
+  }
+
+  /** Sets the library's thread count when it differs from the last one set (one FFI call per change). */
+  private useThreads(n: number): void {
+    if (!this.lib.setThreads || this.lib.threadsNow === n) return;
+    this.lib.setThreads(n);
+    this.lib.threadsNow = n;
   }
 
   private big(m: number, rows: number, cols: number): boolean {
@@ -221,6 +230,7 @@ export class BlasKernels implements Kernels {
     const { rows, cols } = w;
     if (w.type !== "f32" || !this.big(m, rows, cols)) return this.heap.matmul(out, x, w, m);
     checkLengths("matmul", [out, m * rows], [x, m * cols], [w.data, rows * cols]);
+    this.useThreads(this.threads);
     this.sgemm(
       CBLAS_ROW_MAJOR,
       CBLAS_NO_TRANS,
@@ -243,6 +253,7 @@ export class BlasKernels implements Kernels {
     const { rows, cols } = w;
     if (w.type !== "f32" || !this.big(m, rows, cols)) return this.heap.matmulBackwardInput(dx, dy, w, m);
     checkLengths("matmulBackwardInput", [dx, m * cols], [dy, m * rows], [w.data, rows * cols]);
+    this.useThreads(this.threads);
     this.sgemm(
       CBLAS_ROW_MAJOR,
       CBLAS_NO_TRANS,
@@ -270,31 +281,28 @@ export class BlasKernels implements Kernels {
     const aRow = aks === 4;
     const aCol = !aRow && ars === 4;
     const small = M * N * K < MIN_GEMM_MACS || Math.min(M, N, K) < this.minAttentionDim;
-    if (!this.setThreads || small || (!aRow && !aCol) || ldb % 4 || ldc % 4)
+    if (!this.lib.setThreads || small || (!aRow && !aCol) || ldb % 4 || ldc % 4)
       return this.heap.gemm(M, N, K, a, ars, aks, b, ldb, bT, c, ldc, accum);
     const buf = this.heap.buf();
     const view = (at: number) => new Float32Array(buf, at, Math.floor((buf.byteLength - at) / 4));
-    this.setThreads(1);
-    try {
-      this.sgemm(
-        CBLAS_ROW_MAJOR,
-        aRow ? CBLAS_NO_TRANS : CBLAS_TRANS,
-        bT ? CBLAS_TRANS : CBLAS_NO_TRANS,
-        M,
-        N,
-        K,
-        1,
-        view(a),
-        (aRow ? ars : aks) / 4,
-        view(b),
-        ldb / 4,
-        accum ? 1 : 0,
-        view(c),
-        ldc / 4,
-      );
-    } finally {
-      this.setThreads(this.threads);
-    }
+    // one thread for these; the next large product sets the count back (attention runs many in a row)
+    this.useThreads(1);
+    this.sgemm(
+      CBLAS_ROW_MAJOR,
+      aRow ? CBLAS_NO_TRANS : CBLAS_TRANS,
+      bT ? CBLAS_TRANS : CBLAS_NO_TRANS,
+      M,
+      N,
+      K,
+      1,
+      view(a),
+      (aRow ? ars : aks) / 4,
+      view(b),
+      ldb / 4,
+      accum ? 1 : 0,
+      view(c),
+      ldc / 4,
+    );
   };
 
   matmulBackwardWeight = (
@@ -308,6 +316,7 @@ export class BlasKernels implements Kernels {
     if (m === 0 || rows === 0 || cols === 0) return;
     if (!this.big(m, rows, cols)) return this.heap.matmulBackwardWeight(dw, dy, x, m, rows, cols);
     checkLengths("matmulBackwardWeight", [dw, rows * cols], [dy, m * rows], [x, m * cols]);
+    this.useThreads(this.threads);
     this.sgemm(
       CBLAS_ROW_MAJOR,
       CBLAS_TRANS,
