@@ -180,7 +180,7 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
   const models = {
     reviser: reviser.info().id,
     scorer: scorer.info().id,
-    judge: judge?.name ?? null,
+    judge: judge ? (judge.identity ?? judge.name) : null,
     cleaner: options.cleanerName ?? (options.cleanCandidate ? "custom" : "default-v1"),
   };
   const hash = configHash(config, models);
@@ -194,6 +194,11 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
     options.onProgress?.({ round, rounds: config.rounds, phase, done, total });
   const checkAbort = (): void => {
     if (signal?.aborted) throw new CurationAborted("curation interrupted; rerun the same command to resume");
+  };
+  /** A model or judge call that failed because of the abort reports the interruption, not its own error. */
+  const abortedOr = (e: unknown): never => {
+    checkAbort();
+    throw e;
   };
 
   const states: SampleState[] = options.pool.map((sample) => ({
@@ -214,10 +219,9 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
     const before = scorer.stats().misses;
     let done = 0;
     progress(round, "score", 0, requests.length);
-    const results = await scorer.logprobs(requests, {
-      signal,
-      onResult: () => progress(round, "score", ++done, requests.length),
-    });
+    const results = await scorer
+      .logprobs(requests, { signal, onResult: () => progress(round, "score", ++done, requests.length) })
+      .catch(abortedOr);
     computed.scorings += scorer.stats().misses - before;
     checkAbort();
     return results.map((r) => (Number.isFinite(r.perplexity) ? r.perplexity : NaN));
@@ -237,7 +241,7 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
       meta: state.sample.meta,
     }));
     const keys = judgeItems.map((item) =>
-      contentKey("verdict", judge.name, item.prompt, item.response, item.reference, item.meta ?? null),
+      contentKey("verdict", models.judge, item.prompt, item.response, item.reference, item.meta ?? null),
     );
     const verdicts: (Verdict | undefined)[] = keys.map((k) => store.cacheGet<Verdict>(k));
     const missing = verdicts.flatMap((v, i) => (v === undefined ? [i] : []));
@@ -246,21 +250,25 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
     let done = items.length - missing.length;
     progress(round, "judge", done, items.length);
     if (missing.length > 0) {
-      const fresh = await judge.judge(
-        missing.map((i) => judgeItems[i]),
-        {
-          signal,
-          onResult: (j, verdict) => {
-            if (signal?.aborted) return;
-            store.cachePut(keys[missing[j]], "verdict", verdict);
-            progress(round, "judge", ++done, items.length);
+      const stored = new Set<number>();
+      const fresh = await judge
+        .judge(
+          missing.map((i) => judgeItems[i]),
+          {
+            signal,
+            onResult: (j, verdict) => {
+              if (signal?.aborted) return;
+              store.cachePut(keys[missing[j]], "verdict", verdict);
+              stored.add(j);
+              progress(round, "judge", ++done, items.length);
+            },
           },
-        },
-      );
+        )
+        .catch(abortedOr);
       checkAbort();
       fresh.forEach((verdict, j) => {
         verdicts[missing[j]] = verdict;
-        store.cachePut(keys[missing[j]], "verdict", verdict);
+        if (!stored.has(j)) store.cachePut(keys[missing[j]], "verdict", verdict);
       });
     }
     return verdicts as Verdict[];
@@ -349,10 +357,12 @@ export async function curate(options: CurateOptions): Promise<CurateResult> {
     const genBefore = reviser.stats().misses;
     let generated = 0;
     progress(round, "generate", 0, requests.length);
-    const outputs = await reviser.generate(requests, {
-      signal,
-      onResult: () => progress(round, "generate", ++generated, requests.length),
-    });
+    const outputs = await reviser
+      .generate(requests, {
+        signal,
+        onResult: () => progress(round, "generate", ++generated, requests.length),
+      })
+      .catch(abortedOr);
     computed.generations += reviser.stats().misses - genBefore;
     checkAbort();
 

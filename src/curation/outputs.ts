@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { writeDataset, type DatasetContainer, type DatasetFormat } from "../data/index.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { InputError } from "../util/errors.js";
-import { responseOf } from "../data/sample.js";
+import { queryOf, responseOf } from "../data/sample.js";
 import type { CuratedSample, CurateResult } from "./curate.js";
 import type { Candidate } from "./select.js";
 
@@ -42,7 +42,7 @@ export function provenanceRecord(s: CuratedSample, result: CurateResult): Record
   return {
     id: s.original.id,
     changed: s.changed,
-    query: s.original.messages.filter((m) => m.role === "user").at(-1)?.content ?? "",
+    query: queryOf(s.original),
     original: { response: responseOf(s.original), ...s.originalScores },
     final: s.final
       ? { response: s.final.text, candidate: s.final.id, round: s.final.round, ...candidateRecord(s.final) }

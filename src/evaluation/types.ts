@@ -47,6 +47,11 @@ export interface JudgeOptions {
 export interface Judge {
   /** Stable name recorded with every verdict (includes the judge model's id for LLM judges). */
   readonly name: string;
+  /**
+   * Everything that decides its verdicts (the name plus, for LLM judges, the output budget and seed), for caches
+   * keyed on verdicts. Absent: the name says it all.
+   */
+  readonly identity?: string;
   readonly kind: JudgeKind;
   /** Judge a batch; verdicts come back in item order. */
   judge(items: readonly JudgeItem[], options?: JudgeOptions): Promise<Verdict[]>;

@@ -37,6 +37,7 @@ export function createLlmJudge<Context>(
   };
   return {
     name,
+    identity: `${name} maxTokens=${sampling.maxTokens} seed=${sampling.seed}`,
     kind: spec.kind,
     async judge(items: readonly JudgeItem[], judgeOptions: JudgeOptions = {}): Promise<Verdict[]> {
       const rendered = items.map((item) => spec.render(item));
