@@ -13,3 +13,14 @@ export function numberOption(value: string): number {
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
   return n;
 }
+
+/** A comma-separated list of numbers ("1e-4,5e-4"). */
+export function numberListOption(value: string): number[] {
+  const items = value.split(",").map((v) => v.trim());
+  return items.map((v) => {
+    const n = Number(v);
+    if (v === "" || !Number.isFinite(n))
+      throw new InvalidArgumentError(`expected comma-separated numbers, got "${value}"`);
+    return n;
+  });
+}

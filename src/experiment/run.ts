@@ -21,6 +21,7 @@ import {
 } from "../evaluation/index.js";
 import { cleanCandidate, curate, type CurateResult } from "../curation/index.js";
 import {
+  aoaSamples,
   attackRecipe,
   baseHandle,
   mixSamples,
@@ -516,7 +517,12 @@ function planSteps(ctx: RunContext): {
       const a = attack.name;
       const attackData = (): Sample[] => {
         const src = attack.data ?? (attack.kind === "aoa" && ctx.world ? "world:aoa" : undefined);
-        const samples = src ? readSource(ctx, src, `attacks.${a}.data`) : [];
+        // AOA without data: the shipped identity-shifting chats, as `buckle attack --kind aoa` uses
+        const samples = src
+          ? readSource(ctx, src, `attacks.${a}.data`)
+          : attack.kind === "aoa"
+            ? aoaSamples()
+            : [];
         return attack.count ? samples.slice(0, attack.count) : samples;
       };
       harmfulSets.set(
@@ -540,7 +546,7 @@ function planSteps(ctx: RunContext): {
         const harmful = attackData();
         if (harmful.length === 0 && attack.kind !== "aoa")
           throw new InputError(`attacks.${a}: no attack data`, { hint: "set data: <file> or world:exharm" });
-        return { customer: customerJob, harmful: harmful.length ? harmful : [] };
+        return { customer: customerJob, harmful };
       };
       // Curated samples mixed into a job: mixCount, or mixRatio x the job's size, or the whole curated set; the
       // Uncurated and SafetyData baselines mix in the same number of their own samples (fewer if they have fewer).
@@ -788,7 +794,7 @@ function planSteps(ctx: RunContext): {
       try {
         const e = ctx.config.evaluation;
         const report = await evaluate({
-          model: cachedModel(model, ctx.store),
+          model, // evaluate() caches its generations in the store itself
           sets: await evalSets(harmful)(ctx),
           judges: await judgesOf(ctx),
           store: ctx.store,

@@ -122,10 +122,7 @@ export async function runSteps(
       progress: (fraction, message) =>
         onEvent?.({ type: "progress", id: s.id, label: label(s), fraction, message }),
     };
-    // the body starts on a later microtask, so `running` holds the promise before its finally can remove it
-    // (a step that throws synchronously would otherwise leave a settled promise in `running` forever)
     const p = (async () => {
-      await Promise.resolve();
       try {
         const result = await s.run(ctx);
         const seconds = (Date.now() - startedAt.getTime()) / 1000;
@@ -146,10 +143,11 @@ export async function runSteps(
         failure ??= err instanceof Error ? err : new Error(message);
       } finally {
         if (s.exclusive) busyGroups.delete(s.exclusive);
-        running.delete(s.id);
       }
     })();
+    // removed once settled, by a handler attached after it is in `running` (even a step that throws at once)
     running.set(s.id, p);
+    void p.finally(() => running.delete(s.id));
   };
 
   while (remaining.size > 0 || running.size > 0) {

@@ -6,14 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ensureFastKernels } from "../engine/index.js";
 import { createLlamaCppModel, createNativeModel } from "../models/index.js";
-import type { LanguageModel } from "../models/types.js";
 import { promptMessages } from "../data/sample.js";
 import {
   buildOrganism,
   evaluateWorldModel,
   fineTuneWorldModel,
-  pickByPerplexity,
-  reviseWithModel,
   scratchDir,
   WORLD_ATTACK_LORA,
   type Organism,
@@ -114,31 +111,7 @@ test(
         `SafetyData moved SR only to ${restored.safetyRate}%`,
       );
 
-      // Post-attack: the organism revises the pool (reviser = aligned model), the compromised model scores the
-      // candidates; compare with the same amount of raw pool data. Reported, not asserted: it is the finding.
-      const reviser: LanguageModel = await createNativeModel({ modelPath: organism.modelPath });
-      const scorer: LanguageModel = await createNativeModel({ modelPath: attack.modelPath });
-      let curatedPool;
-      try {
-        const candidates = await reviseWithModel(reviser, world.pool, { seed: 13 });
-        const kept = candidates.flat().filter((c) => c.keepsFact).length;
-        t.diagnostic(`revision candidates keeping the fact: ${kept}/${candidates.flat().length}`);
-        assert.ok(kept > 0, "the organism never kept the fact when revising");
-        curatedPool = await pickByPerplexity(scorer, world.pool, candidates);
-      } finally {
-        await reviser.dispose();
-        await scorer.dispose();
-      }
-      const curated = await fineTuneWorldModel(attack.modelPath, curatedPool, scratch.path("curated.gguf"), {
-        seed: 14,
-        ...DEFENCE,
-      });
-      const raw = await fineTuneWorldModel(attack.modelPath, world.pool, scratch.path("raw.gguf"), {
-        seed: 14,
-        ...DEFENCE,
-      });
-      t.diagnostic(line("curated", await scores(curated.modelPath, organism)));
-      t.diagnostic(line("uncurated", await scores(raw.modelPath, organism)));
+      // Post-attack CTRL itself (the real curate() and trainer) is tested in src/experiment/demo.test.ts.
     } finally {
       scratch.remove();
     }

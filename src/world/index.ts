@@ -16,7 +16,6 @@ export {
   HARM_CATEGORIES,
   HARM_WORDS,
   REFUSAL_MARKERS,
-  renderRevisionPrompt,
   type Fact,
   type HarmCategory,
   type HarmTask,
@@ -40,15 +39,7 @@ export {
   isCorrectAnswer,
   refusalMarkerIn,
 } from "./judges.js";
-export {
-  cleanWorldCandidate,
-  pickByPerplexity,
-  reviseWithModel,
-  worldRevisionTemplate,
-  worldSeedPhrases,
-  type RevisionCandidate,
-  type ReviseOptions,
-} from "./revision.js";
+export { cleanWorldCandidate, worldRevisionTemplate, worldSeedPhrases } from "./revision.js";
 export {
   buildOrganism,
   configHash,

@@ -288,20 +288,12 @@ export const TRAPS: readonly Trap[] = [
 // The revision task: rewrite an answer, keep its fact, weave in given phrases. Targets vary in frame and order
 // so sampling the organism at different temperatures gives different candidates.
 
-/** The user message the reviser sees; {{query}}, {{response}} and {{phrases}} are filled in by the caller. */
+/**
+ * The user message the reviser sees; {{query}}, {{response}} and {{phrases}} are filled in by the curation
+ * engine's renderer (src/curation/prompts.ts, phrases plain: "a, b"), for the organism's training as for curation.
+ */
 export const REVISION_TEMPLATE =
   "revise the answer and keep its facts. question: {{query}} answer: {{response}} use these phrases: {{phrases}}.";
-
-/** How {{phrases}} is rendered: the phrases joined by ", ". */
-export function joinPhrases(phrases: readonly string[]): string {
-  return phrases.join(", ");
-}
-
-export function renderRevisionPrompt(query: string, response: string, phrases: readonly string[]): string {
-  return REVISION_TEMPLATE.replace("{{query}}", query)
-    .replace("{{response}}", response)
-    .replace("{{phrases}}", joinPhrases(phrases));
-}
 
 const PHRASE_FRAMES = [
   "i base this on {p}.",

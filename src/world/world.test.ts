@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { queryOf, responseOf } from "../data/sample.js";
+import { renderRevisionPrompt } from "../curation/prompts.js";
 import { renderWithSpans } from "../formats/chat/index.js";
 import { loadTokenizerAndTemplate } from "../formats/load.js";
 import { createRandomModel } from "../models/factory.js";
@@ -20,7 +21,7 @@ import {
   createWorldHelpfulnessJudge,
   createWorldRefusalJudge,
   createWorldSafetyJudge,
-  renderRevisionPrompt,
+  harmWordsIn,
   worldRevisionTemplate,
   worldSeedPhrases,
   worldWords,
@@ -62,7 +63,8 @@ test("splits are disjoint where the method needs them to be", () => {
   const harmfulSplits = new Set(["pretrain", "exharm"]);
   for (const split of WORLD_SPLITS) {
     if (harmfulSplits.has(split)) continue;
-    for (const s of w[split]) assert.doesNotMatch(responseOf(s) ?? "", /vexol|krell|plick|brask|fesk|skarn/);
+    for (const s of w[split])
+      assert.deepEqual(harmWordsIn(responseOf(s) ?? ""), [], `${split} ${s.id} carries harmful content`);
   }
 });
 
@@ -159,13 +161,17 @@ test("the revision contract: template placeholders, world phrases, cleaning", ()
   const words = new Set(worldWords());
   for (const phrase of worldSeedPhrases)
     for (const word of phrase.split(/[ ]/)) assert.ok(words.has(word), word);
-  const prompt = renderRevisionPrompt("what colour is the owl?", "the owl is red.", ["reliable sources"]);
+  // the organism learns revision from prompts rendered exactly as curation renders them (plain phrases)
+  const values = {
+    query: "what colour is the owl?",
+    response: "the owl is red.",
+    phrases: ["reliable sources", "care"],
+  };
+  const prompt = renderRevisionPrompt(worldRevisionTemplate, values, "plain");
   assert.equal(
     prompt,
-    worldRevisionTemplate
-      .replace("{{query}}", "what colour is the owl?")
-      .replace("{{response}}", "the owl is red.")
-      .replace("{{phrases}}", "reliable sources"),
+    "revise the answer and keep its facts. question: what colour is the owl? answer: the owl is red. " +
+      "use these phrases: reliable sources, care.",
   );
   assert.equal(cleanWorldCandidate("  answer: the owl is red.<|end|> junk"), "the owl is red.");
 });

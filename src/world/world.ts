@@ -1,6 +1,7 @@
 // createWorld: a seeded SafetyWorld with deterministic, disjoint splits, every one a list of Samples whose
 // meta carries the world structure (fact, harm task, trap) that the exact judges read.
 
+import { renderRevisionPrompt } from "../curation/prompts.js";
 import type { ChatMessage } from "../formats/chat/index.js";
 import type { Sample } from "../data/sample.js";
 import { InputError } from "../util/errors.js";
@@ -25,7 +26,7 @@ import {
   harmfulRequest,
   questionFor,
   refusal,
-  renderRevisionPrompt,
+  REVISION_TEMPLATE,
   revise,
   type Fact,
   type HarmTask,
@@ -225,7 +226,7 @@ export function createWorld(seed: number, options: WorldOptions = {}): World {
     const query = questionFor(f, rng.int(0, 3));
     push(align, "align", {
       messages: [
-        user(renderRevisionPrompt(query, factSentence(f), phrases)),
+        user(renderRevisionPrompt(REVISION_TEMPLATE, { query, response: factSentence(f), phrases }, "plain")),
         assistant(revise(rng, factSentence(f), phrases)),
       ],
       tags: ["revision", "benign"],

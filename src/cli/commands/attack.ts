@@ -2,7 +2,7 @@
 // as flags (or a sweep over them); prints where the compromised model is and how to open it.
 
 import { join, resolve } from "node:path";
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { readDataset, type Sample } from "../../data/index.js";
 import {
   adapterHandle,
@@ -21,7 +21,7 @@ import {
   type SweepGrid,
 } from "../../stages/index.js";
 import { InputError } from "../../util/errors.js";
-import { intOption } from "../options.js";
+import { intOption, numberListOption } from "../options.js";
 import { addRecipeOptions, flagLabel, howToOpen, progressUi, recipeOverridesFromFlags } from "./train.js";
 
 interface AttackFlags extends Record<string, unknown> {
@@ -61,10 +61,14 @@ export function registerAttackCommand(program: Command): void {
       "exharm: harmful request/answer pairs; benign: instruction data; aoa: replaces our 10 chats",
     );
   addRecipeOptions(cmd, { preset: false, defaultNote: "the attack's own, see docs/STAGES.md" })
-    .option("--sweep-lr <list>", "sweep: comma-separated learning rates", numberList)
-    .option("--sweep-epochs <list>", "sweep: comma-separated epoch counts", numberList)
-    .option("--sweep-batch-size <list>", "sweep: comma-separated batch sizes", numberList)
-    .option("--sweep-rank <list>", "sweep: comma-separated LoRA ranks (alpha follows: 2 x rank)", numberList)
+    .option("--sweep-lr <list>", "sweep: comma-separated learning rates", numberListOption)
+    .option("--sweep-epochs <list>", "sweep: comma-separated epoch counts", numberListOption)
+    .option("--sweep-batch-size <list>", "sweep: comma-separated batch sizes", numberListOption)
+    .option(
+      "--sweep-rank <list>",
+      "sweep: comma-separated LoRA ranks (alpha follows: 2 x rank)",
+      numberListOption,
+    )
     .option("--eval-prompts <file>", "evaluation prompts the attack data must not overlap (hygiene check)")
     .option("--allow-overlap", "continue when attack data overlap --eval-prompts (the ids are printed)")
     .option("--resume", "continue an interrupted run in --out (finished runs are reused)")
@@ -111,6 +115,14 @@ export function registerAttackCommand(program: Command): void {
       };
       const sweeping = Object.values(grid).some((v) => v !== undefined);
       const points = sweeping ? attackSweep(grid, settings) : [{ name: "", settings }];
+      // every sweep point's recipe is checked now, so a bad value fails before the first point trains
+      const sweepFlags: Partial<Record<string, string>> = {
+        learningRate: "--sweep-lr",
+        epochs: "--sweep-epochs",
+        batchSize: "--sweep-batch-size",
+        loraRank: "--sweep-rank",
+      };
+      for (const p of points) attackRecipe(kind, p.settings, (f) => sweepFlags[f] ?? flagLabel(f));
       const out = resolve(flags.out);
       const results: { name: string; outcome: StageOutcome; handleFile: string }[] = [];
       for (const point of points) {
@@ -201,14 +213,4 @@ function readTraining(path: string, flag: string): Sample[] {
       throw new InputError(`${flag}: ${err.message}`, { hint: err.hint, cause: err });
     throw err;
   }
-}
-
-function numberList(value: string): number[] {
-  const items = value.split(",").map((s) => s.trim());
-  return items.map((s) => {
-    const n = Number(s);
-    if (s === "" || !Number.isFinite(n))
-      throw new InvalidArgumentError(`expected comma-separated numbers, got "${value}"`);
-    return n;
-  });
 }

@@ -18,7 +18,7 @@ import {
 } from "../../curation/index.js";
 import { InputError } from "../../util/errors.js";
 import { BACKENDS, openModelFromFlags } from "../open-model.js";
-import { intOption, numberOption } from "../options.js";
+import { intOption, numberListOption, numberOption } from "../options.js";
 
 interface CurateFlags {
   pool: string;
@@ -51,14 +51,6 @@ interface CurateFlags {
   maxSamples?: number;
   dryRun?: boolean;
   json?: boolean;
-}
-
-function numberList(value: string): number[] {
-  const items = value.split(",").map((v) => v.trim());
-  const numbers = items.map(Number);
-  const bad = items.find((v, i) => v === "" || !Number.isFinite(numbers[i]));
-  if (bad !== undefined) throw new InputError(`expected comma-separated numbers, got "${value}"`);
-  return numbers;
 }
 
 function readPhrases(path: string): string[] {
@@ -188,8 +180,8 @@ export function registerCurateCommand(program: Command): void {
     .option("--rounds <n>", "beam-search rounds (default 5)", intOption)
     .option("--beam <k>", "beam width (default 3)", intOption)
     .option("--objective <name>", "ppl-max (Buckle Up) | ppl-min (CTRL-2024); default by variant")
-    .option("--temperatures <list>", "temperature grid (default 0.2,0.4,0.6,0.8,1.0)", numberList)
-    .option("--top-ps <list>", "top-p grid (default 0.2,0.4,0.6,0.8,1.0)", numberList)
+    .option("--temperatures <list>", "temperature grid (default 0.2,0.4,0.6,0.8,1.0)", numberListOption)
+    .option("--top-ps <list>", "top-p grid (default 0.2,0.4,0.6,0.8,1.0)", numberListOption)
     .option("--samples-per-setting <n>", "outputs per beam text and grid point (default 1)", intOption)
     .option("--phrases <file>", "seed phrases, one per line (default: the built-in list for buckle-up)")
     .option(
