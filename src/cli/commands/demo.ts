@@ -6,6 +6,7 @@ import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { demoConfig } from "../../experiment/demo.js";
+import { InputError } from "../../util/errors.js";
 import { runConfig } from "./run.js";
 
 interface DemoFlags {
@@ -37,7 +38,13 @@ export function registerDemoCommand(program: Command): void {
         "Examples:\n  buckle demo\n  buckle demo --seeds 1 --run-dir /tmp/demo1\n  buckle demo --full\n",
     )
     .action(async (flags: DemoFlags) => {
-      const seeds = (flags.seeds ?? "1,2,3").split(",").map((s) => Number(s.trim()));
+      const items = (flags.seeds ?? "1,2,3").split(",").map((s) => s.trim());
+      const bad = items.findIndex((s) => !/^\d+$/.test(s));
+      if (bad >= 0)
+        throw new InputError(`--seeds: seeds.${bad}: expected a whole number, got "${items[bad]}"`, {
+          hint: "give comma-separated seeds, e.g. --seeds 1,2,3",
+        });
+      const seeds = items.map(Number);
       const config = demoConfig({ full: flags.full, seeds });
       const runDir = resolve(flags.runDir ?? (flags.full ? "runs/demo-full" : "runs/demo"));
       if (flags.fresh) rmSync(runDir, { recursive: true, force: true });
