@@ -8,6 +8,13 @@ export function intOption(value: string): number {
   return n;
 }
 
+/** An integer of at least 1 (counts: steps, threads). */
+export function positiveIntOption(value: string): number {
+  const n = intOption(value);
+  if (n < 1) throw new InvalidArgumentError(`expected an integer of at least 1, got "${value}"`);
+  return n;
+}
+
 export function numberOption(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);

@@ -47,7 +47,15 @@ export interface ModelHandle {
  * (built into the cache) or hf: (downloaded into the cache). A model.json path reads that handle back.
  */
 export async function baseHandle(ref: string): Promise<ModelHandle> {
-  if (ref.endsWith(".json") && existsSync(ref)) return readHandle(ref);
+  if (ref.endsWith(".json") && existsSync(ref)) {
+    const handle = readHandle(ref);
+    // a stopped run writes its handle too (it is resumable), but it is not a model to build on yet
+    if (handle.completed === false)
+      throw new InputError(`${ref}: the training that made this model stopped before its last step`, {
+        hint: "finish it first: rerun the command that made it with --resume",
+      });
+    return handle;
+  }
   const parsed = parseModelRef(ref);
   let gguf: string;
   switch (parsed.kind) {

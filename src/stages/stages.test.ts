@@ -28,6 +28,7 @@ import {
   resolveRecipe,
   restore,
   samplesHash,
+  writeHandle,
   type ModelHandle,
 } from "./index.js";
 
@@ -111,6 +112,14 @@ test("immunize writes adapters, a record and a handle; native and llama.cpp load
   assert.equal(record.kernels.threads, 1);
   if (record.kernels.name === "blas") assert.match(record.kernels.blas, /\S/);
   assert.deepEqual(readHandle(out), handle);
+  // a handle whose training stopped early is refused as a model to build on, with what to do
+  const stopped = join(dir, "stopped-model.json");
+  writeHandle(stopped, { ...handle, completed: false });
+  await assert.rejects(
+    baseHandle(stopped),
+    (e: unknown) => e instanceof InputError && /--resume/.test(e.hint ?? ""),
+  );
+  assert.deepEqual(await baseHandle(join(out, "model.json")), handle);
 
   const baseNative = await scored(await openHandle(base, { backend: "native", threads: 1 }));
   const native = await scored(await openHandle(handle, { backend: "native", threads: 1 }));

@@ -21,7 +21,7 @@ import {
   type SweepGrid,
 } from "../../stages/index.js";
 import { InputError } from "../../util/errors.js";
-import { intOption, numberListOption } from "../options.js";
+import { numberListOption, positiveIntOption } from "../options.js";
 import { addRecipeOptions, flagLabel, howToOpen, progressUi, recipeOverridesFromFlags } from "./train.js";
 
 interface AttackFlags extends Record<string, unknown> {
@@ -72,9 +72,9 @@ export function registerAttackCommand(program: Command): void {
     .option("--eval-prompts <file>", "evaluation prompts the attack data must not overlap (hygiene check)")
     .option("--allow-overlap", "continue when attack data overlap --eval-prompts (the ids are printed)")
     .option("--resume", "continue an interrupted run in --out (finished runs are reused)")
-    .option("--max-steps <n>", "stop after this step; --resume continues", intOption)
+    .option("--max-steps <n>", "stop after this step; --resume continues", positiveIntOption)
     .option("--merge", "also write the compromised model with its adapter merged in (merged.gguf)")
-    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", positiveIntOption)
     .option("--json", "print a JSON summary on stdout")
     .addHelpText(
       "after",
@@ -97,8 +97,6 @@ export function registerAttackCommand(program: Command): void {
               ? "harmful request/answer pairs (e.g. the model organism's harmful set)"
               : "instruction data, e.g. an Alpaca-style file",
         });
-      if (flags.maxSteps !== undefined && flags.maxSteps < 1)
-        throw new InputError(`--max-steps must be at least 1, got ${flags.maxSteps}`);
       const settings = recipeOverridesFromFlags(flags, command);
       attackRecipe(kind, settings, flagLabel); // validated now, so a bad flag fails before any training
       const data = flags.data ? readTraining(flags.data, "--data") : undefined;

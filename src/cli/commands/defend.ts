@@ -17,7 +17,7 @@ import {
   type StageRun,
 } from "../../stages/index.js";
 import { InputError } from "../../util/errors.js";
-import { intOption, numberOption } from "../options.js";
+import { intOption, numberOption, positiveIntOption } from "../options.js";
 import { addRecipeOptions, howToOpen, progressUi, recipeFromFlags } from "./train.js";
 import { checkDataHygiene } from "./attack.js";
 
@@ -71,9 +71,9 @@ export function registerDefendCommand(program: Command): void {
     .option("--eval-prompts <file>", "evaluation prompts the training data must not overlap (hygiene check)")
     .option("--allow-overlap", "continue when training data overlap --eval-prompts (the ids are printed)")
     .option("--resume", "continue an interrupted run in --out (finished stages are reused)")
-    .option("--max-steps <n>", "stop each stage after this step; --resume continues", intOption)
+    .option("--max-steps <n>", "stop each stage after this step; --resume continues", positiveIntOption)
     .option("--merge", "also write the final model with its adapter merged in (merged.gguf)")
-    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", positiveIntOption)
     .option("--json", "print a JSON summary on stdout")
     .addHelpText(
       "after",
@@ -100,8 +100,6 @@ export function registerDefendCommand(program: Command): void {
       }
       if (flags.mixRatio !== undefined && flags.mixCount !== undefined)
         throw new InputError("give --mix-ratio or --mix-count, not both");
-      if (flags.maxSteps !== undefined && flags.maxSteps < 1)
-        throw new InputError(`--max-steps must be at least 1, got ${flags.maxSteps}`);
       const recipe = recipeFromFlags(flags, command);
 
       const curated = trainingSet(flags.curated, "--curated");

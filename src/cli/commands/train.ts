@@ -21,7 +21,7 @@ import {
   type TrainRecipe,
 } from "../../stages/index.js";
 import { InputError } from "../../util/errors.js";
-import { intOption, numberOption } from "../options.js";
+import { intOption, numberOption, positiveIntOption } from "../options.js";
 
 /** The recipe flags: field, flag, commander attribute, description, parser. */
 const RECIPE_FLAGS: [RecipeField, string, string, string, ((v: string) => number) | undefined][] = [
@@ -237,11 +237,11 @@ export function registerTrainCommand(program: Command): void {
     .option(
       "--max-steps <n>",
       "stop after this step (the schedule still spans the whole run); --resume continues",
-      intOption,
+      positiveIntOption,
     )
     .option("--merge <out.gguf>", "also write the base model with the adapter merged in")
     .option("--json", "print a JSON summary on stdout")
-    .option("--threads <n>", "CPU threads for the engine (default: all cores)", intOption)
+    .option("--threads <n>", "CPU threads for the engine (default: all cores)", positiveIntOption)
     .addHelpText(
       "after",
       "\nExamples:\n  buckle train --model tiny.gguf --data chats.jsonl -o out --epochs 3 --lr 1e-3\n" +
@@ -251,8 +251,6 @@ export function registerTrainCommand(program: Command): void {
     )
     .action(async (flags: TrainFlags, command: Command) => {
       const log = (s: string) => process.stderr.write(s + "\n");
-      if (flags.maxSteps !== undefined && flags.maxSteps < 1)
-        throw new InputError(`--max-steps must be at least 1, got ${flags.maxSteps}`);
       const recipe = recipeFromFlags(flags, command);
       const out = resolve(flags.output);
       const checkpointDir = join(out, "checkpoints");
